@@ -1,0 +1,180 @@
+import pLimit from 'p-limit';
+import type { Policy, Target } from '../policy/types.js';
+import type { Action, BackupAction, CleanupAction, Plan, PruneAction } from '../planner/types.js';
+import type { Clock } from '../core/clock.js';
+import type { ActionResult, ApplyEvent } from './events.js';
+import type { OpenStorages } from './observe.js';
+import { LockSet } from './locks.js';
+import { runHooks } from './hooks.js';
+import { writeBackup } from './write-backup.js';
+import { makeRunRecord, saveRunRecord } from './run-record.js';
+import { loadProvider } from '../providers/registry.js';
+import { UserError } from '../core/diagnostics.js';
+import { newId } from '../core/ids.js';
+import { redact } from '../core/secrets.js';
+
+export interface ApplyOptions {
+  policy: Policy;
+  plan: Plan;
+  storages: OpenStorages;
+  clock: Clock;
+  parallelism: number;
+  command: string;
+  onEvent: (e: ApplyEvent) => void;
+}
+
+export interface ApplyOutcome {
+  runId: string;
+  results: ActionResult[];
+  ok: boolean;
+}
+
+/**
+ * Carries out a plan exactly as written (apply never re-decides, STYLE: Terraform): takes the
+ * locks, then per target: cleanups, before hooks, backups, after hooks (always), prunes (skipped
+ * when the unit's backup failed). Targets run in parallel up to `parallelism`. A failure in one
+ * target never stops the others; the run record keeps every outcome.
+ */
+export async function applyPlan(o: ApplyOptions): Promise<ApplyOutcome> {
+  const blocking = o.plan.diagnostics.filter((d) => d.severity === 'error');
+  if (blocking.length > 0) throw new UserError(`the plan has errors, nothing was applied:\n${blocking.map((d) => `  ${d.summary}${d.detail ? `\n    ${d.detail}` : ''}`).join('\n')}`);
+
+  const runId = newId();
+  const startedAt = new Date();
+  const results: ActionResult[] = [];
+  if (o.plan.actions.length === 0) return { runId, results, ok: true };
+
+  const byTarget = groupByTarget(o.plan.actions);
+  const locks = new LockSet(`bkp ${o.command} run ${runId}`, (message) => o.onEvent({ type: 'warning', message }));
+  await locks.acquire(
+    [...byTarget.keys()].flatMap((t) => {
+      const target = o.policy.targets[t]!;
+      const units = [...new Set(byTarget.get(t)!.filter((a) => a.unit).map((a) => `${t}/${a.unit}`))];
+      return target.storage.map((s) => ({ storage: o.storages.get(s)!, target: t, units }));
+    }),
+  );
+  try {
+    const limit = pLimit(Math.max(1, o.parallelism));
+    await Promise.all([...byTarget].map(([t, actions]) => limit(async () => results.push(...(await applyTarget(o, o.policy.targets[t]!, actions))))));
+  } finally {
+    await locks.release();
+  }
+
+  const record = makeRunRecord({
+    id: runId,
+    command: o.command,
+    started_at: startedAt.toISOString(),
+    finished_at: new Date().toISOString(),
+    targets: [...byTarget.keys()],
+    plan_summary: o.plan.summary,
+    actions: results,
+  });
+  const written = new Set([...byTarget.keys()].map((t) => o.policy.targets[t]!.storage[0]!));
+  for (const name of written) {
+    try {
+      await saveRunRecord(o.storages.get(name)!, record, o.policy.history);
+    } catch (err) {
+      o.onEvent({ type: 'warning', message: `could not write the run record to storage ${name}: ${(err as Error).message}` });
+    }
+  }
+  return { runId, results, ok: record.status === 'succeeded' };
+}
+
+function groupByTarget(actions: Action[]): Map<string, Action[]> {
+  const m = new Map<string, Action[]>();
+  for (const a of actions) m.set(a.target, [...(m.get(a.target) ?? []), a]);
+  return m;
+}
+
+async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): Promise<ActionResult[]> {
+  const results: ActionResult[] = [];
+  const failed = new Set<string>();
+  const log = (line: string) => o.onEvent({ type: 'log', target: target.name, line: redact(line) });
+  const run = async (a: Action, fn: () => Promise<{ detail: string; backup_id?: string }>) => {
+    const t0 = Date.now();
+    o.onEvent({ type: 'action_started', action: a });
+    try {
+      const r = await fn();
+      const duration_ms = Date.now() - t0;
+      o.onEvent({ type: 'action_finished', action: a, duration_ms, ...r });
+      results.push({ id: a.id, kind: a.kind, target: a.target, unit: a.unit, status: 'succeeded', duration_ms, ...r });
+    } catch (err) {
+      const duration_ms = Date.now() - t0;
+      const error = redact((err as Error).message);
+      failed.add(a.id);
+      o.onEvent({ type: 'action_failed', action: a, error, duration_ms });
+      results.push({ id: a.id, kind: a.kind, target: a.target, unit: a.unit, status: 'failed', error, duration_ms });
+    }
+  };
+  const skip = (a: Action, reason: string) => {
+    o.onEvent({ type: 'action_skipped', action: a, reason });
+    results.push({ id: a.id, kind: a.kind, target: a.target, unit: a.unit, status: 'skipped', error: reason, duration_ms: 0 });
+  };
+
+  for (const a of actions.filter((x): x is CleanupAction => x.kind === 'cleanup')) {
+    await run(a, async () => {
+      await o.storages.get(a.storage)!.delete(a.before.key);
+      return { detail: `deleted ${a.before.key}` };
+    });
+  }
+
+  const backups = actions.filter((x): x is BackupAction => x.kind === 'backup');
+  if (backups.length > 0) {
+    const hookOpts = { timeoutMs: target.hooks.timeoutMs, cwd: target.baseDir, target: target.name, log };
+    let hookError: string | undefined;
+    try {
+      await runHooks('before', target.hooks.before, hookOpts);
+    } catch (err) {
+      hookError = redact((err as Error).message);
+    }
+    for (const a of backups) {
+      if (hookError) {
+        await run(a, async () => {
+          throw new Error(`not started: ${hookError}`);
+        });
+        continue;
+      }
+      await run(a, () => backupOne(o, target, a, log));
+    }
+    // After hooks run whatever happened, so stopped services come back (seed 003).
+    try {
+      await runHooks('after', target.hooks.after, hookOpts);
+    } catch (err) {
+      o.onEvent({ type: 'warning', message: redact((err as Error).message) });
+      results.push({ id: `hooks.after.${target.name}`, kind: 'hook', target: target.name, status: 'failed', error: redact((err as Error).message), duration_ms: 0 });
+    }
+  }
+
+  for (const a of actions.filter((x): x is PruneAction => x.kind === 'prune')) {
+    if (a.requires && failed.has(a.requires)) {
+      skip(a, `not pruned: the backup of ${a.target}/${a.unit} failed in this apply (safety rule)`);
+      continue;
+    }
+    await run(a, async () => {
+      const storage = o.storages.get(a.storage)!;
+      // Manifest first: from then on the backup is no longer listed as good, whatever happens next.
+      await storage.delete(a.before.manifest_key);
+      await storage.delete(a.before.key);
+      return { detail: `deleted ${a.before.key}` };
+    });
+  }
+  return results;
+}
+
+async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: (line: string) => void): Promise<{ detail: string; backup_id: string }> {
+  const provider = await loadProvider(target.engine);
+  const storage = o.storages.get(a.storage)!;
+  const t0 = Date.now();
+  const manifest = await writeBackup({
+    target,
+    unit: a.unit,
+    kind: a.backup_kind,
+    provider,
+    storage,
+    startedAt: o.clock.now(),
+    ctx: { log },
+    onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
+    elapsedMs: () => Date.now() - t0,
+  });
+  return { backup_id: manifest.id, detail: `${manifest.id}: ${manifest.size} bytes, sha256 ${manifest.sha256.slice(0, 12)}…` };
+}

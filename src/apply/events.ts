@@ -1,0 +1,27 @@
+import type { Action } from '../planner/types.js';
+
+/** What apply reports while it runs; renderers turn these into text, bars or JSON lines. */
+export type ApplyEvent =
+  | { type: 'action_started'; action: Action }
+  | { type: 'progress'; action: Action; bytes: number }
+  | { type: 'action_finished'; action: Action; detail: string; backup_id?: string; duration_ms: number }
+  | { type: 'action_failed'; action: Action; error: string; duration_ms: number }
+  | { type: 'action_skipped'; action: Action; reason: string }
+  | { type: 'log'; target: string; line: string }
+  | { type: 'warning'; message: string };
+
+export type ActionStatus = 'succeeded' | 'failed' | 'skipped';
+
+/** The outcome of one action, kept in the run record. */
+export interface ActionResult {
+  id: string;
+  /** `hook`: an after hook that failed once the backups were done. */
+  kind: Action['kind'] | 'hook';
+  target: string;
+  unit?: string;
+  status: ActionStatus;
+  error?: string;
+  backup_id?: string;
+  detail?: string;
+  duration_ms: number;
+}

@@ -1,0 +1,89 @@
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
+import type { Plan } from '../../planner/types.js';
+import type { Policy } from '../../policy/types.js';
+import { clockFrom, loadPolicyOrFail, selectTargets, stdoutStyle, write } from '../context.js';
+import { observeAndPlan } from '../planning.js';
+import { renderPlanText } from '../../render/plan-text.js';
+import { ApplyReporter } from '../../render/apply-events.js';
+import { applyPlan } from '../../apply/apply.js';
+import { UserError } from '../../core/diagnostics.js';
+import type { Clock } from '../../core/clock.js';
+import type { OpenStorages } from '../../apply/observe.js';
+
+export interface ApplyArgs {
+  plan?: string;
+  config: string;
+  configGiven: boolean;
+  now?: string;
+  autoApprove: boolean;
+  target?: string[];
+  parallelism: number;
+  json: boolean;
+  allowMassPrune: boolean;
+}
+
+/** `bkp apply [PLAN]`: applies a saved plan (refused when stale), or plans and applies after a yes. */
+export async function applyCommand(args: ApplyArgs): Promise<number> {
+  const clock = clockFrom(args);
+  const style = stdoutStyle();
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  let policy: Policy;
+  let plan: Plan;
+  let storages: OpenStorages;
+
+  if (args.plan) {
+    const saved = await readPlanFile(args.plan);
+    policy = await loadPolicyOrFail(args.configGiven ? args.config : saved.policy_file);
+    if (policy.digest !== saved.policy_digest) {
+      throw new UserError(`Saved plan is stale: the policy ${policy.file} changed since ${args.plan} was made. Run \`bkp plan --out ${args.plan}\` again.`);
+    }
+    const targets = selectTargets(policy, saved.targets);
+    const fresh = await observeAndPlan(policy, targets, new Date(saved.now), { allowMassPrune: args.allowMassPrune }, log);
+    if (fresh.plan.observed_fingerprint !== saved.observed_fingerprint) {
+      throw new UserError(`Saved plan is stale: the backups in storage changed since ${args.plan} was made (another apply, a manual change). Run \`bkp plan --out ${args.plan}\` again.`);
+    }
+    plan = saved;
+    storages = fresh.storages;
+  } else {
+    policy = await loadPolicyOrFail(args.config);
+    const targets = selectTargets(policy, args.target);
+    ({ plan, storages } = await observeAndPlan(policy, targets, clock.now(), { allowMassPrune: args.allowMassPrune }, log));
+    if (!args.json) write(renderPlanText(plan, style));
+    if (plan.diagnostics.some((d) => d.severity === 'error')) return 1;
+    if (plan.actions.length === 0) return 0;
+    if (!args.autoApprove) await confirm();
+  }
+  return runApply(policy, plan, storages, clock, args);
+}
+
+async function runApply(policy: Policy, plan: Plan, storages: OpenStorages, clock: Clock, args: ApplyArgs): Promise<number> {
+  const reporter = new ApplyReporter(process.stdout, stdoutStyle(), args.json ? 'json' : 'text', process.stdout.isTTY === true && !args.json);
+  const outcome = await applyPlan({ policy, plan, storages, clock, parallelism: args.parallelism, command: 'apply', onEvent: reporter.onEvent });
+  reporter.finish(outcome.results);
+  return outcome.ok ? 0 : 1;
+}
+
+async function readPlanFile(file: string): Promise<Plan> {
+  let plan: Plan;
+  try {
+    plan = JSON.parse(await readFile(file, 'utf8')) as Plan;
+  } catch (err) {
+    throw new UserError(`cannot read the plan file ${file}: ${(err as Error).message}`);
+  }
+  if (plan.format_version !== '1' || !Array.isArray(plan.actions)) {
+    throw new UserError(`${file} is not a bkp plan file (format_version "1" expected)`);
+  }
+  return plan;
+}
+
+/** Terraform's prompt; without a terminal to answer it, refuse rather than hang or assume yes. */
+async function confirm(): Promise<void> {
+  if (!process.stdin.isTTY) {
+    throw new UserError('apply needs confirmation but stdin is not a terminal: run `bkp apply --auto-approve`, or save a plan with `bkp plan --out PLAN` and run `bkp apply PLAN`');
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await rl.question("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+  rl.close();
+  if (answer.trim() !== 'yes') throw new UserError('Apply cancelled.');
+}

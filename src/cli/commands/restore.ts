@@ -1,0 +1,92 @@
+import { pipeline } from 'node:stream';
+import { clockFrom, loadPolicyOrFail, selectTargets, stdoutStyle, write } from '../context.js';
+import { readCatalog, unitBackups } from '../catalog.js';
+import { selectBackup } from '../select-backup.js';
+import { checkArtifact } from '../../apply/check-artifact.js';
+import { HashingStream, writeBackup } from '../../apply/write-backup.js';
+import { LockSet } from '../../apply/locks.js';
+import { loadProvider } from '../../providers/registry.js';
+import { UserError } from '../../core/diagnostics.js';
+import { newId } from '../../core/ids.js';
+
+export interface RestoreArgs {
+  config: string;
+  now?: string;
+  target: string;
+  unit?: string;
+  backup?: string;
+  to?: string;
+  force: boolean;
+  storage?: string;
+}
+
+/**
+ * `bkp restore T`: checks the chosen artifact against its manifest first, refuses to overwrite
+ * data without --force, and with --force takes an on-demand safety backup of what is there
+ * before overwriting it in place.
+ */
+export async function restoreCommand(args: RestoreArgs): Promise<number> {
+  const policy = await loadPolicyOrFail(args.config);
+  const [target] = selectTargets(policy, [args.target]);
+  const t = target!;
+  const style = stdoutStyle();
+  const catalog = await readCatalog(policy, [t], args.storage);
+  const units = [...new Set(unitBackups(catalog, t.name).map((b) => b.unit))].sort();
+  const unit = args.unit ?? (units.length === 1 ? units[0] : undefined);
+  if (!unit) {
+    throw new UserError(units.length === 0 ? `target ${t.name}: no good backup to restore` : `target ${t.name} has several units: pick one with --unit (${units.join(', ')})`);
+  }
+  if (!units.includes(unit)) throw new UserError(`target ${t.name} has no backup of unit "${unit}" (units with backups: ${units.join(', ') || 'none'})`);
+
+  // Storages in the target's order: the first that holds the chosen backup is read.
+  const candidates = unitBackups(catalog, t.name, unit).sort((a, b) => t.storage.indexOf(a.storage) - t.storage.indexOf(b.storage));
+  const chosen = selectBackup(candidates, args.backup, t.schedule.timezone, `target ${t.name}, unit ${unit}`);
+  const record = candidates.find((b) => b.id === chosen.id)!;
+  const manifest = record.manifest!;
+  const storage = catalog.storages.get(record.storage)!;
+  const provider = await loadProvider(t.engine);
+  const opts = { to: args.to, force: args.force };
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+
+  const locks = new LockSet(`bkp restore run ${newId()}`, (m) => write(style.yellow(`Warning: ${m}`)));
+  await locks.acquire([{ storage: catalog.storages.get(t.storage[0]!)!, target: t.name, units: [`${t.name}/${unit}`] }]);
+  try {
+    write(`Restoring ${t.name}/${unit} backup ${manifest.id} (${manifest.kind}, started ${manifest.started_at}) from storage ${storage.name}`);
+    const check = await checkArtifact(storage, record, manifest);
+    if (!check.ok) throw new UserError(`backup ${manifest.id} fails its checksum, nothing was restored: ${check.problems.join('; ')}`);
+
+    const dest = await provider.restoreTarget(t, unit, opts);
+    if (dest.hasData && !args.force) {
+      throw new UserError(`${dest.destination} already holds data and restoring overwrites it: run again with --force (bkp first takes a safety backup${args.to ? ' when restoring in place' : ''})`);
+    }
+    if (dest.hasData && !args.to) {
+      const clock = clockFrom(args);
+      const t0 = Date.now();
+      const safety = await writeBackup({
+        target: t,
+        unit,
+        kind: 'on_demand',
+        provider,
+        storage: catalog.storages.get(t.storage[0]!)!,
+        startedAt: clock.now(),
+        ctx: { log },
+        elapsedMs: () => Date.now() - t0,
+      });
+      write(style.green(`Safety backup ${safety.id} of ${t.name}/${unit} taken (on-demand, ${safety.size} bytes): restore it with --backup ${safety.id}`));
+    } else if (dest.hasData) {
+      write(style.yellow(`Overwriting ${dest.destination} (--force); it is not the target's own data, so no safety backup is taken`));
+    }
+
+    const hashing = new HashingStream();
+    const stream = pipeline(await storage.get(record.key), hashing, () => undefined);
+    const result = await provider.restore(t, unit, stream, manifest, opts, { log });
+    if (hashing.digest() !== manifest.sha256) {
+      throw new UserError(`backup ${manifest.id} changed while it was being restored (sha256 mismatch): ${result.destination} may be incomplete`);
+    }
+    write(style.green.bold(`Restored ${t.name}/${unit} backup ${manifest.id} into ${result.destination}`));
+    for (const d of result.details) write(`  ${d}`);
+  } finally {
+    await locks.release();
+  }
+  return 0;
+}

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import type { Policy, Target } from '../policy/types.js';
+import { UserError, formatDiagnostic, hasErrors } from '../core/diagnostics.js';
+import { makeClock, type Clock } from '../core/clock.js';
+import { makeStyle, useColor } from '../render/style.js';
+import type { ChalkInstance } from 'chalk';
+
+/** Options every command shares. */
+export interface CommonArgs {
+  config: string;
+  now?: string;
+}
+
+export function bkpVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function clockFrom(args: { now?: string }): Clock {
+  return makeClock(args.now ?? process.env.BKP_NOW);
+}
+
+export function stdoutStyle(): ChalkInstance {
+  return makeStyle(useColor(process.stdout));
+}
+
+export function stderrStyle(): ChalkInstance {
+  return makeStyle(useColor(process.stderr));
+}
+
+/** Loads the policy or throws a UserError carrying every diagnostic; prints warnings to stderr. */
+export async function loadPolicyOrFail(file: string): Promise<Policy> {
+  const { loadPolicy } = await import('../policy/load.js');
+  const { policy, diagnostics } = await loadPolicy(file, { env: process.env });
+  if (!policy || hasErrors(diagnostics)) {
+    throw new UserError(`policy ${file} has errors:\n${diagnostics.map(formatDiagnostic).join('\n')}`, diagnostics);
+  }
+  for (const d of diagnostics) process.stderr.write(`${stderrStyle().yellow(formatDiagnostic(d))}\n`);
+  return policy;
+}
+
+/** The targets named by `--target` (all when none), or an error naming the unknown one. */
+export function selectTargets(policy: Policy, names: string[] | undefined): Target[] {
+  const all = Object.values(policy.targets).sort((a, b) => a.name.localeCompare(b.name));
+  if (!names || names.length === 0) return all;
+  for (const n of names) {
+    if (!policy.targets[n]) throw new UserError(`unknown target "${n}" in ${policy.file} (targets: ${all.map((t) => t.name).join(', ') || 'none'})`);
+  }
+  return all.filter((t) => names.includes(t.name));
+}
+
+export function write(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}

@@ -1,0 +1,213 @@
+import type { Diagnostic } from '../core/diagnostics.js';
+import type { Policy, RetentionRules, Target } from '../policy/types.js';
+import type {
+  Action,
+  BackupAction,
+  BackupRecord,
+  CleanupAction,
+  LockInfo,
+  ObservedState,
+  ObservedStorage,
+  Op,
+  Plan,
+  PlanOptions,
+  PruneAction,
+} from './types.js';
+import { dueness } from './schedule.js';
+import { describeRules, retainUnit, scheduledRules, type RetainedItem } from './unit-retention.js';
+import { massPruneDiagnostics } from './safety.js';
+import { observedFingerprint } from './fingerprint.js';
+
+/** Id of the backup a plan is about to take, as retention sees it before it exists. */
+const PLANNED = '(planned)';
+
+/**
+ * The planner: a pure function of the policy, what was observed and the clock (DESIGN §3, §5).
+ * No I/O, no clock, no environment. Returns the plan as data; apply carries it out as written.
+ */
+export function makePlan(policy: Policy, observed: ObservedState, now: Date, opts: PlanOptions, bkpVersion: string): Plan {
+  const selected = selectTargets(policy, opts);
+  const actions: Action[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const notes: Plan['notes'] = [];
+
+  for (const target of selected) {
+    const out = planTarget(policy, target, observed, now, opts);
+    actions.push(...out.actions);
+    diagnostics.push(...out.diagnostics);
+    notes.push(...out.notes);
+  }
+
+  return {
+    format_version: '1',
+    bkp_version: bkpVersion,
+    policy_file: policy.file,
+    policy_digest: policy.digest,
+    observed_fingerprint: observedFingerprint(observed),
+    now: now.toISOString(),
+    targets: selected.map((t) => t.name),
+    actions,
+    diagnostics,
+    notes,
+    summary: summarize(actions),
+  };
+}
+
+/** Counts per op; `update` comes with the declarative resources of later engines. */
+export function summarize(actions: Action[]): Plan['summary'] {
+  const count = (op: Op) => actions.filter((a) => (a.op as Op) === op).length;
+  return { create: count('create'), update: count('update'), delete: count('delete') };
+}
+
+function selectTargets(policy: Policy, opts: PlanOptions): Target[] {
+  const all = Object.values(policy.targets).sort((a, b) => a.name.localeCompare(b.name));
+  if (opts.onDemand) return all.filter((t) => t.name === opts.onDemand!.target);
+  if (!opts.targets || opts.targets.length === 0) return all;
+  return all.filter((t) => opts.targets!.includes(t.name));
+}
+
+interface TargetPlan {
+  actions: Action[];
+  diagnostics: Diagnostic[];
+  notes: Plan['notes'];
+}
+
+function planTarget(policy: Policy, target: Target, observed: ObservedState, now: Date, opts: PlanOptions): TargetPlan {
+  const res: TargetPlan = { actions: [], diagnostics: [], notes: [] };
+  const observedTarget = observed.targets.find((t) => t.name === target.name);
+  const storages = target.storage.map((name) => observed.storages.find((s) => s.name === name));
+  const primary = storages[0];
+  const units = observedTarget?.units ?? [];
+
+  if (observedTarget?.error) {
+    res.diagnostics.push({ severity: 'warning', code: 'observe.target', target: target.name, summary: `target ${target.name}: ${observedTarget.error}` });
+  }
+  for (const s of storages) {
+    if (s?.error) res.diagnostics.push({ severity: 'warning', code: 'observe.storage', target: target.name, summary: s.error });
+  }
+
+  const lock = activeLock(storages, target.name);
+  if (lock) {
+    const msg = `locked by ${lock.holder} (host ${lock.host}, pid ${lock.pid}) since ${lock.created_at}, in storage ${lock.storage}: a backup is in progress, nothing planned; if that process is gone, run \`bkp unlock ${lock.id}\``;
+    if (opts.onDemand) res.diagnostics.push({ severity: 'error', code: 'plan.locked', target: target.name, summary: `target ${target.name}: ${msg}` });
+    else res.notes.push({ target: target.name, message: msg });
+    return res;
+  }
+  if (!primary || primary.error) return res;
+
+  // 1. Backups of the primary storage.
+  const backups = new Map<string, BackupAction>();
+  for (const unit of units) {
+    if (opts.onDemand) {
+      if (opts.onDemand.units && opts.onDemand.units.length > 0 && !opts.onDemand.units.includes(unit)) continue;
+      backups.set(unit, backupAction(target, unit, primary.name, 'on_demand', 'on demand: bkp backup'));
+      continue;
+    }
+    const newest = newestScheduled(primary.backups, target.name, unit);
+    const d = dueness(target.schedule, newest, now);
+    if (d.due) backups.set(unit, backupAction(target, unit, primary.name, 'scheduled', d.reason));
+  }
+  res.actions.push(...[...backups.values()]);
+  if (opts.onDemand) return res; // `bkp backup` only adds; retention runs with the next apply.
+
+  // 2. Retention and cleanup in every storage of the target.
+  const prunes: PruneAction[] = [];
+  const existing: BackupRecord[] = [];
+  for (const storage of storages) {
+    if (!storage || storage.error) continue;
+    const mine = storage.backups.filter((b) => b.target === target.name);
+    existing.push(...mine);
+    const rules = policy.storages[storage.name]?.retention ?? target.schedule.retention;
+    for (const unit of units) {
+      const unitBackups = mine.filter((b) => b.unit === unit);
+      const planned = storage === primary ? backups.get(unit) : undefined;
+      prunes.push(...pruneUnit(target, unit, storage.name, unitBackups, rules, now, planned));
+    }
+    const orphanUnits = [...new Set(mine.map((b) => b.unit))].filter((u) => !units.includes(u));
+    for (const unit of orphanUnits) {
+      const n = mine.filter((b) => b.unit === unit).length;
+      res.notes.push({ target: target.name, unit, message: `unit ${unit} is no longer in the policy: its ${n} backup(s) in ${storage.name} are left alone` });
+    }
+    res.actions.push(...storage.incomplete.filter((i) => i.target === target.name).map((i) => cleanupAction(target, storage, i)));
+  }
+  res.actions.push(...prunes);
+  res.diagnostics.push(...massPruneDiagnostics(target.name, existing, prunes, opts.allowMassPrune === true));
+  return res;
+}
+
+function activeLock(storages: (ObservedStorage | undefined)[], target: string): LockInfo | undefined {
+  for (const s of storages) {
+    const lock = s?.locks.find((l) => l.id === target);
+    if (lock) return lock;
+  }
+  return undefined;
+}
+
+function newestScheduled(backups: BackupRecord[], target: string, unit: string): Date | undefined {
+  let newest: Date | undefined;
+  for (const b of backups) {
+    if (b.target !== target || b.unit !== unit || b.kind !== 'scheduled') continue;
+    const t = new Date(b.started_at);
+    if (!newest || t > newest) newest = t;
+  }
+  return newest;
+}
+
+function backupAction(target: Target, unit: string, storage: string, kind: BackupAction['backup_kind'], reason: string): BackupAction {
+  return {
+    id: `backup.${target.name}.${unit}`,
+    kind: 'backup',
+    op: 'create',
+    target: target.name,
+    unit,
+    storage,
+    backup_kind: kind,
+    reason,
+    after: { storage, kind, engine: target.engine },
+  };
+}
+
+function pruneUnit(
+  target: Target,
+  unit: string,
+  storage: string,
+  unitBackups: BackupRecord[],
+  rules: RetentionRules,
+  now: Date,
+  planned: BackupAction | undefined,
+): PruneAction[] {
+  if (unitBackups.length === 0) return [];
+  const items: RetainedItem[] = unitBackups.map((b) => ({ id: b.id, time: new Date(b.started_at), kind: b.kind }));
+  if (planned) items.push({ id: PLANNED, time: now, kind: planned.backup_kind });
+  const newestExisting = unitBackups[unitBackups.length - 1]!.id; // catalog order: oldest first
+  const kept = retainUnit(items, rules, target.schedule.timezone, now, newestExisting);
+  const byId = new Map(unitBackups.map((b) => [b.id, b]));
+  return kept.prune
+    .filter((id) => id !== PLANNED)
+    .map((id) => byId.get(id)!)
+    .sort((a, b) => a.started_at.localeCompare(b.started_at))
+    .map((b) => ({
+      id: `prune.${storage}.${target.name}.${unit}.${b.id}`,
+      kind: 'prune' as const,
+      op: 'delete' as const,
+      target: target.name,
+      unit,
+      storage,
+      reason: b.kind === 'on_demand' ? `prune: on-demand backup beyond keep_on_demand ${rules.keep_on_demand}` : `prune: not kept by ${describeRules(scheduledRules(rules))}`,
+      before: { id: b.id, key: b.key, manifest_key: b.manifestKey, started_at: b.started_at, kind: b.kind, size: b.size },
+      ...(planned ? { requires: planned.id } : {}),
+    }));
+}
+
+function cleanupAction(target: Target, storage: ObservedStorage, i: ObservedStorage['incomplete'][number]): CleanupAction {
+  return {
+    id: `cleanup.${storage.name}.${i.key}`,
+    kind: 'cleanup',
+    op: 'delete',
+    target: target.name,
+    unit: i.unit,
+    storage: storage.name,
+    reason: `cleanup: ${i.why} (left by an interrupted backup)`,
+    before: { key: i.key, size: i.size, modified_at: i.modified_at },
+  };
+}

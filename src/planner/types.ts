@@ -1,0 +1,176 @@
+import type { Diagnostic } from '../core/diagnostics.js';
+
+export type BackupKind = 'scheduled' | 'on_demand';
+
+/** The manifest written beside every artifact, last (DESIGN §4). Its presence is what makes a backup good. */
+export interface Manifest {
+  format: 'bkp-manifest/1';
+  id: string;
+  target: string;
+  unit: string;
+  engine: string;
+  kind: BackupKind;
+  /** ISO-8601 UTC. */
+  started_at: string;
+  finished_at: string;
+  /** Bytes of the artifact as stored. */
+  size: number;
+  /** sha256 hex of the artifact as stored. */
+  sha256: string;
+  compression: 'gzip' | 'zstd' | 'lz4' | 'none';
+  encryption: 'none' | string;
+  /** File name of the artifact, beside the manifest. */
+  artifact: string;
+  /** Engine facts: server version, file count, table count… */
+  facts: Record<string, unknown>;
+}
+
+/**
+ * A good backup (artifact and manifest both present) as observed in one storage. Built from the
+ * storage listing alone: the artifact's name carries its start time, id and kind, so planning over
+ * hundreds of thousands of backups reads no file. `manifest` is filled where it was read (list,
+ * verify, restore).
+ */
+export interface BackupRecord {
+  storage: string;
+  target: string;
+  unit: string;
+  id: string;
+  kind: BackupKind;
+  /** ISO-8601 UTC, to the second (from the artifact name). */
+  started_at: string;
+  /** Storage key of the artifact (`<target>/<unit>/<stamp>-<id>.<ext>`). */
+  key: string;
+  manifestKey: string;
+  /** Bytes as stored, when the listing gave it. */
+  size?: number;
+  manifest?: Manifest;
+}
+
+/** Something under a target's folder that is not a good backup: a temp file, or an artifact whose manifest never got written. */
+export interface IncompleteArtifact {
+  storage: string;
+  key: string;
+  target: string;
+  unit?: string;
+  /** What is wrong with it, for the plan's reason: `artifact without manifest`… */
+  why: string;
+  /** Bytes and last modification, when the listing gave them. */
+  size?: number;
+  modified_at?: string;
+}
+
+/** A lock file in a storage (DESIGN §4). */
+export interface LockInfo {
+  /** The lock's id: `bkp unlock ID` removes it. Locks are per target, so the id is the target name. */
+  id: string;
+  storage: string;
+  holder: string;
+  host: string;
+  pid: number;
+  created_at: string;
+  expires_at: string;
+  /** `target/unit` pairs the holder is working on. */
+  units: string[];
+}
+
+/** What one storage holds right now. */
+export interface ObservedStorage {
+  name: string;
+  backups: BackupRecord[];
+  incomplete: IncompleteArtifact[];
+  locks: LockInfo[];
+  /** Set when the storage could not be read; the plan then does nothing that depends on it. */
+  error?: string;
+}
+
+/** What the live system of a target looks like (units discovered, engine errors). */
+export interface ObservedTarget {
+  name: string;
+  /** Units the engine discovered (databases, or `files` for the files engine). */
+  units: string[];
+  error?: string;
+}
+
+/** Everything the planner may look at. Gathered by observe(); the planner does no I/O. */
+export interface ObservedState {
+  storages: ObservedStorage[];
+  targets: ObservedTarget[];
+}
+
+/** What a plan does, Terraform-style. */
+export type Op = 'create' | 'update' | 'delete';
+
+interface ActionBase {
+  /** Stable id: the same situation always gives the same id. */
+  id: string;
+  target: string;
+  unit?: string;
+  /** Why this action is in the plan, for people only: apply never reads it. */
+  reason: string;
+}
+
+/** Take a backup of one unit into the primary storage. */
+export interface BackupAction extends ActionBase {
+  kind: 'backup';
+  op: 'create';
+  unit: string;
+  storage: string;
+  backup_kind: BackupKind;
+  after: { storage: string; kind: BackupKind; engine: string };
+}
+
+/** Delete a backup retention no longer keeps. */
+export interface PruneAction extends ActionBase {
+  kind: 'prune';
+  op: 'delete';
+  unit: string;
+  storage: string;
+  before: { id: string; key: string; manifest_key: string; started_at: string; kind: BackupKind; size?: number };
+  /** The backup action of the same unit: when it fails, apply skips this prune (DESIGN §5). */
+  requires?: string;
+}
+
+/** Delete an incomplete artifact left by a killed or failed backup. */
+export interface CleanupAction extends ActionBase {
+  kind: 'cleanup';
+  op: 'delete';
+  storage: string;
+  before: { key: string; size?: number; modified_at?: string };
+}
+
+/** Every action a plan may hold; later engines add theirs to this union. */
+export type Action = BackupAction | PruneAction | CleanupAction;
+
+export interface PlanSummary {
+  create: number;
+  update: number;
+  delete: number;
+}
+
+/** A plan as data: the JSON form (`schemas/plan.schema.json`) is the versioned contract. */
+export interface Plan {
+  format_version: '1';
+  bkp_version: string;
+  policy_file: string;
+  policy_digest: string;
+  /** sha256 of what was observed; a saved plan is stale when this changes. */
+  observed_fingerprint: string;
+  now: string;
+  targets: string[];
+  actions: Action[];
+  /** Errors block apply (mass prune without `--allow-mass-prune`); warnings are shown. */
+  diagnostics: Diagnostic[];
+  /** Units skipped because another apply holds them, or observation failed. */
+  notes: { target: string; unit?: string; message: string }[];
+  summary: PlanSummary;
+}
+
+/** Options that change what the planner decides. */
+export interface PlanOptions {
+  /** Only these targets (empty: all). */
+  targets?: string[];
+  allowMassPrune?: boolean;
+  /** `bkp backup T`: back these units up now as on-demand, whatever the schedule; no prune. */
+  onDemand?: { target: string; units?: string[] };
+}

@@ -1,0 +1,104 @@
+import type { Stats } from 'node:fs';
+import { Readable } from 'node:stream';
+import { Pack, type ReadEntry, type WriteEntry } from 'tar';
+import { UserError } from '../../core/diagnostics.js';
+import type { BackupStream, ProviderContext } from '../types.js';
+import { excludeFilter } from './exclude.js';
+import { memberName } from './roots.js';
+
+/** Facts recorded in the manifest (DESIGN §4). */
+export interface ArchiveFacts {
+  paths: string[];
+  file_count: number;
+  bytes_read: number;
+  [key: string]: unknown;
+}
+
+const ERROR_WORDS: Record<string, string> = {
+  ENOENT: 'vanished while being backed up',
+  EACCES: 'cannot be read: permission denied',
+  EPERM: 'cannot be read: operation not permitted',
+  EOF: 'shrank while being read (a file changed during the backup)',
+  ELOOP: 'cannot be read: too many symbolic links',
+  EIO: 'cannot be read: input/output error',
+};
+
+function describeTarError(target: string, err: unknown): UserError {
+  const e = err instanceof Error ? (err as NodeJS.ErrnoException) : new Error(String(err));
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  const file = (e as NodeJS.ErrnoException).path;
+  const words = ERROR_WORDS[code];
+  if (file && words) return new UserError(`target "${target}": ${file} ${words}`);
+  return new UserError(`target "${target}": tar failed${file ? ` on ${file}` : ''}: ${e.message}`);
+}
+
+/**
+ * Archives `roots` as tar.gz, streamed: nothing is built in memory or on disk. Members are the
+ * absolute paths without their leading `/`, as GNU tar stores them, so `tar -xzf ... -C /` also
+ * restores in place.
+ *
+ * Not `portable`: owners (uid/gid and names) are kept, because docker volumes depend on them (a
+ * PostgreSQL data folder must stay owned by its uid), and extracting as root restores them.
+ */
+export function createArchive(target: string, roots: string[], exclude: string[], ctx: ProviderContext): BackupStream {
+  const members = roots.map(memberName);
+  const keep = excludeFilter(members, exclude);
+  let fileCount = 0;
+  let bytesRead = 0;
+  const pack = new Pack({
+    cwd: '/',
+    gzip: true,
+    filter: (p: string, entry: Stats | ReadEntry) => keep(p, 'isDirectory' in entry ? entry.isDirectory() : entry.type === 'Directory'),
+    onWriteEntry: (entry: WriteEntry) => {
+      if (entry.type === 'File') {
+        fileCount += 1;
+        bytesRead += entry.stat?.size ?? 0;
+      }
+    },
+    // Sockets and the like cannot be archived; tar skips them (GNU tar does the same, with a note).
+    onwarn: (_code: string, message: string) => ctx.log(`tar: ${message}`),
+  });
+
+  let failure: UserError | undefined;
+  let ended = false;
+  let settle: { resolve: (facts: ArchiveFacts) => void; reject: (err: Error) => void } | undefined;
+  const done = new Promise<ArchiveFacts>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  // The caller may never await `done` when the upload already failed: never an unhandled rejection.
+  done.catch(() => undefined);
+
+  // node-tar streams are minipass streams: bridge to a Node Readable, keeping backpressure
+  // (pausing the pack pauses gzip, which pauses reading the current file).
+  const stream = new Readable({
+    highWaterMark: 1024 * 1024,
+    read() {
+      pack.resume();
+    },
+    destroy(err, callback) {
+      // A consumer that gives up (storage full) stops the archive where it is.
+      pack.pause();
+      pack.removeAllListeners('data');
+      if (!ended) settle?.reject(failure ?? err ?? new Error(`target "${target}": the archive stream was closed before it ended`));
+      callback(err);
+    },
+  });
+  pack.on('data', (chunk: Buffer) => {
+    if (!stream.push(chunk)) pack.pause();
+  });
+  pack.on('end', () => {
+    ended = true;
+    stream.push(null);
+    settle?.resolve({ paths: roots, file_count: fileCount, bytes_read: bytesRead });
+  });
+  pack.on('error', (err: unknown) => {
+    failure ??= describeTarError(target, err);
+    settle?.reject(failure);
+    stream.destroy(failure);
+  });
+  ctx.signal?.addEventListener('abort', () => stream.destroy(new Error(`target "${target}": backup cancelled`)), { once: true });
+
+  for (const m of members) pack.add(m);
+  pack.end();
+  return { stream, ext: 'tar.gz', compression: 'gzip', done };
+}

@@ -1,0 +1,50 @@
+import type { Readable } from 'node:stream';
+import type { Manifest } from '../planner/types.js';
+import type { Target } from '../policy/types.js';
+
+/** Context handed to providers: where to log, the fixed clock, and a signal to stop. */
+export interface ProviderContext {
+  /** Informational lines (hook output, tool stderr); the caller decides how to show them. */
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** A backup being produced: the artifact as a stream, and the facts known once it ends. */
+export interface BackupStream {
+  stream: Readable;
+  /** File extension of the artifact, without the dot: `tar.gz`, `dump`. */
+  ext: string;
+  compression: Manifest['compression'];
+  /** Resolves after the stream ended successfully with engine facts; rejects if the engine failed. */
+  done: Promise<Record<string, unknown>>;
+}
+
+export interface RestoreOptions {
+  /** Engine-specific destination: a folder, a URL, a database name. */
+  to?: string;
+  force: boolean;
+}
+
+/** What restore did, for the user. */
+export interface RestoreResult {
+  destination: string;
+  details: string[];
+}
+
+/**
+ * One provider per engine, the only code that talks to that system (DESIGN §6, §7).
+ * Loaded lazily by engine name, so `bkp --version` does not pay for drivers it does not use.
+ */
+export interface Provider {
+  readonly engine: string;
+  /** Units of a target: its databases (discovered for `all`), or the single `files` unit. */
+  discoverUnits(target: Target, ctx: ProviderContext): Promise<string[]>;
+  /** Starts a backup of one unit, streamed. */
+  backup(target: Target, unit: string, ctx: ProviderContext): Promise<BackupStream>;
+  /** Where a restore would write by default, and whether that destination holds data now. */
+  restoreTarget(target: Target, unit: string, opts: RestoreOptions): Promise<{ destination: string; hasData: boolean }>;
+  /** Restores an artifact (already checked against its sha256 on the way) into the destination. */
+  restore(target: Target, unit: string, artifact: Readable, manifest: Manifest, opts: RestoreOptions, ctx: ProviderContext): Promise<RestoreResult>;
+  /** Reads the whole artifact and checks the engine format (e.g. every tar entry). Returns facts found. */
+  verifyDeep(target: Target, artifact: Readable, manifest: Manifest): Promise<string[]>;
+}
