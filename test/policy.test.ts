@@ -81,7 +81,7 @@ describe('bad policies: every problem as FILE:LINE:COL: message (golden files)',
 
   it('an empty file says what is missing', async () => {
     const r = await loadPolicyFromText('', 'empty.yaml', { env: {} });
-    expect(renderDiagnostics(r.diagnostics, 'text')).toBe('empty.yaml:1:1: must be a mapping');
+    expect(renderDiagnostics(r.diagnostics, 'text')).toBe('empty.yaml:1:1: the policy must be a mapping with at least `version: 1` and `targets:`');
   });
 });
 

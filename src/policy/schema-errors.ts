@@ -164,6 +164,7 @@ function translate(err: Err, ctx: Ctx): Diagnostic | undefined {
         source.locate([...path, name], 'key'));
     }
     case 'type':
+      if (path.length === 0) return diag('schema.type', path, 'the policy must be a mapping with at least `version: 1` and `targets:`', valueAt);
       return diag('schema.type', path, atPath(path, `must be ${describe(parent, root)}`), valueAt);
     case 'enum': {
       const data = getAt(value, path);
