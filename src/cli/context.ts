@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Policy, Target } from '../policy/types.js';
-import { UserError, formatDiagnostic, hasErrors } from '../core/diagnostics.js';
+import { UserError, hasErrors } from '../core/diagnostics.js';
 import { makeClock, type Clock } from '../core/clock.js';
 import { makeStyle, useColor } from '../render/style.js';
 import type { ChalkInstance } from 'chalk';
@@ -31,11 +31,12 @@ export function stderrStyle(): ChalkInstance {
 /** Loads the policy or throws a UserError carrying every diagnostic; prints warnings to stderr. */
 export async function loadPolicyOrFail(file: string): Promise<Policy> {
   const { loadPolicy } = await import('../policy/load.js');
+  const { renderDiagnostics } = await import('../render/diagnostics.js');
   const { policy, diagnostics } = await loadPolicy(file, { env: process.env });
   if (!policy || hasErrors(diagnostics)) {
-    throw new UserError(`policy ${file} has errors:\n${diagnostics.map(formatDiagnostic).join('\n')}`, diagnostics);
+    throw new UserError(`policy ${file} has errors:\n${renderDiagnostics(diagnostics, 'text')}`, diagnostics);
   }
-  for (const d of diagnostics) process.stderr.write(`${stderrStyle().yellow(formatDiagnostic(d))}\n`);
+  if (diagnostics.length > 0) process.stderr.write(`${stderrStyle().yellow(renderDiagnostics(diagnostics, 'text'))}\n`);
   return policy;
 }
 
