@@ -4,18 +4,18 @@ import type { Action, BackupAction, CleanupAction, Plan, PruneAction } from '../
 import type { Clock } from '../core/clock.js';
 import type { ActionResult, ApplyEvent } from './events.js';
 import type { OpenStorages } from './observe.js';
-import { LockSet } from './locks.js';
 import { runHooks } from './hooks.js';
 import { writeBackup } from './write-backup.js';
 import { makeRunRecord, saveRunRecord } from './run-record.js';
 import { loadProvider } from '../providers/registry.js';
 import { UserError } from '../core/diagnostics.js';
-import { newId } from '../core/ids.js';
 import { redact } from '../core/secrets.js';
 
 export interface ApplyOptions {
   policy: Policy;
   plan: Plan;
+  /** The run id; its locks are already held by the caller (see `lockTargets`). */
+  runId: string;
   storages: OpenStorages;
   clock: Clock;
   parallelism: number;
@@ -30,8 +30,8 @@ export interface ApplyOutcome {
 }
 
 /**
- * Carries out a plan exactly as written (apply never re-decides, STYLE: Terraform): takes the
- * locks, then per target: cleanups, before hooks, backups, after hooks (always), prunes (skipped
+ * Carries out a plan exactly as written (apply never re-decides, STYLE: Terraform), under locks
+ * the caller took before observing. Per target: cleanups, before hooks, backups, after hooks (always), prunes (skipped
  * when the unit's backup failed). Targets run in parallel up to `parallelism`. A failure in one
  * target never stops the others; the run record keeps every outcome.
  */
@@ -39,26 +39,14 @@ export async function applyPlan(o: ApplyOptions): Promise<ApplyOutcome> {
   const blocking = o.plan.diagnostics.filter((d) => d.severity === 'error');
   if (blocking.length > 0) throw new UserError(`the plan has errors, nothing was applied:\n${blocking.map((d) => `  ${d.summary}${d.detail ? `\n    ${d.detail}` : ''}`).join('\n')}`);
 
-  const runId = newId();
+  const runId = o.runId;
   const startedAt = new Date();
   const results: ActionResult[] = [];
   if (o.plan.actions.length === 0) return { runId, results, ok: true };
 
   const byTarget = groupByTarget(o.plan.actions);
-  const locks = new LockSet(`bkp ${o.command} run ${runId}`, (message) => o.onEvent({ type: 'warning', message }));
-  await locks.acquire(
-    [...byTarget.keys()].flatMap((t) => {
-      const target = o.policy.targets[t]!;
-      const units = [...new Set(byTarget.get(t)!.filter((a) => a.unit).map((a) => `${t}/${a.unit}`))];
-      return target.storage.map((s) => ({ storage: o.storages.get(s)!, target: t, units }));
-    }),
-  );
-  try {
-    const limit = pLimit(Math.max(1, o.parallelism));
-    await Promise.all([...byTarget].map(([t, actions]) => limit(async () => results.push(...(await applyTarget(o, o.policy.targets[t]!, actions))))));
-  } finally {
-    await locks.release();
-  }
+  const limit = pLimit(Math.max(1, o.parallelism));
+  await Promise.all([...byTarget].map(([t, actions]) => limit(async () => results.push(...(await applyTarget(o, o.policy.targets[t]!, actions))))));
 
   const record = makeRunRecord({
     id: runId,

@@ -109,6 +109,21 @@ export class LockSet {
   }
 }
 
+/**
+ * Locks every storage of the given targets for one run, before anything is observed (as
+ * Terraform locks state before planning), so a second apply fails fast naming the holder.
+ */
+export async function lockTargets(
+  targets: { name: string; storage: string[] }[],
+  storages: Map<string, Storage>,
+  holder: string,
+  warn: (message: string) => void,
+): Promise<LockSet> {
+  const set = new LockSet(holder, warn);
+  await set.acquire(targets.flatMap((t) => t.storage.map((s) => ({ storage: storages.get(s)!, target: t.name, units: [t.name] }))));
+  return set;
+}
+
 async function readLock(storage: Storage, key: string): Promise<LockBody | undefined> {
   try {
     return JSON.parse(await storage.getText(key)) as LockBody;

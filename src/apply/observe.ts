@@ -23,13 +23,14 @@ export async function openStoragesFor(policy: Policy, targets: Target[]): Promis
  * units from its engine. A failing engine or storage becomes an error in the state, not a throw,
  * so one unreachable server does not stop the other targets.
  */
-export async function observe(policy: Policy, targets: Target[], storages: OpenStorages, log: (line: string) => void): Promise<ObservedState> {
+export async function observe(policy: Policy, targets: Target[], storages: OpenStorages, log: (line: string) => void, selfHolder?: string): Promise<ObservedState> {
   const observedStorages: ObservedStorage[] = [];
   for (const [name, storage] of storages) {
     const users = targets.filter((t) => t.storage.includes(name)).map((t) => t.name);
     const o = await observeStorage(storage, users);
     const realNow = new Date();
-    o.locks = o.locks.filter((l) => !isStale(l, realNow));
+    // Our own locks (an apply locks before it observes) and stale ones do not block the plan.
+    o.locks = o.locks.filter((l) => l.holder !== selfHolder && !isStale(l, realNow));
     observedStorages.push(o);
   }
   const observedTargets: ObservedTarget[] = [];

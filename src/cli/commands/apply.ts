@@ -3,13 +3,12 @@ import { createInterface } from 'node:readline/promises';
 import type { Plan } from '../../planner/types.js';
 import type { Policy } from '../../policy/types.js';
 import { clockFrom, loadPolicyOrFail, selectTargets, stdoutStyle, write } from '../context.js';
-import { observeAndPlan } from '../planning.js';
+import { observeAndPlan, startLockedRun, type LockedRun } from '../planning.js';
 import { renderPlanText } from '../../render/plan-text.js';
 import { ApplyReporter } from '../../render/apply-events.js';
 import { applyPlan } from '../../apply/apply.js';
 import { UserError } from '../../core/diagnostics.js';
 import type { Clock } from '../../core/clock.js';
-import type { OpenStorages } from '../../apply/observe.js';
 
 export interface ApplyArgs {
   plan?: string;
@@ -23,43 +22,47 @@ export interface ApplyArgs {
   allowMassPrune: boolean;
 }
 
-/** `bkp apply [PLAN]`: applies a saved plan (refused when stale), or plans and applies after a yes. */
+/**
+ * `bkp apply [PLAN]`: locks the targets first, then applies a saved plan (refused when the
+ * policy or the storage changed since), or plans and applies after a yes.
+ */
 export async function applyCommand(args: ApplyArgs): Promise<number> {
   const clock = clockFrom(args);
   const style = stdoutStyle();
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  let policy: Policy;
-  let plan: Plan;
-  let storages: OpenStorages;
+  const reporter = new ApplyReporter(process.stdout, style, args.json ? 'json' : 'text', process.stdout.isTTY === true && !args.json);
+  const warn = (message: string) => reporter.onEvent({ type: 'warning', message });
 
-  if (args.plan) {
-    const saved = await readPlanFile(args.plan);
-    policy = await loadPolicyOrFail(args.configGiven ? args.config : saved.policy_file);
-    if (policy.digest !== saved.policy_digest) {
-      throw new UserError(`Saved plan is stale: the policy ${policy.file} changed since ${args.plan} was made. Run \`bkp plan --out ${args.plan}\` again.`);
+  const saved = args.plan ? await readPlanFile(args.plan) : undefined;
+  const policy = await loadPolicyOrFail(saved && !args.configGiven ? saved.policy_file : args.config);
+  const targets = selectTargets(policy, saved ? saved.targets : args.target);
+  const run = await startLockedRun(policy, targets, 'apply', warn);
+  try {
+    let plan: Plan;
+    if (saved) {
+      if (policy.digest !== saved.policy_digest) {
+        throw new UserError(`Saved plan is stale: the policy ${policy.file} changed since ${args.plan} was made. Run \`bkp plan --out ${args.plan}\` again.`);
+      }
+      const fresh = await observeAndPlan(policy, targets, new Date(saved.now), { allowMassPrune: args.allowMassPrune }, log, run);
+      if (fresh.plan.observed_fingerprint !== saved.observed_fingerprint) {
+        throw new UserError(`Saved plan is stale: the backups in storage changed since ${args.plan} was made (another apply, a manual change). Run \`bkp plan --out ${args.plan}\` again.`);
+      }
+      plan = saved;
+    } else {
+      ({ plan } = await observeAndPlan(policy, targets, clock.now(), { allowMassPrune: args.allowMassPrune }, log, run));
+      if (!args.json) write(renderPlanText(plan, style));
+      if (plan.diagnostics.some((d) => d.severity === 'error')) return 1;
+      if (plan.actions.length === 0) return 0;
+      if (!args.autoApprove) await confirm();
     }
-    const targets = selectTargets(policy, saved.targets);
-    const fresh = await observeAndPlan(policy, targets, new Date(saved.now), { allowMassPrune: args.allowMassPrune }, log);
-    if (fresh.plan.observed_fingerprint !== saved.observed_fingerprint) {
-      throw new UserError(`Saved plan is stale: the backups in storage changed since ${args.plan} was made (another apply, a manual change). Run \`bkp plan --out ${args.plan}\` again.`);
-    }
-    plan = saved;
-    storages = fresh.storages;
-  } else {
-    policy = await loadPolicyOrFail(args.config);
-    const targets = selectTargets(policy, args.target);
-    ({ plan, storages } = await observeAndPlan(policy, targets, clock.now(), { allowMassPrune: args.allowMassPrune }, log));
-    if (!args.json) write(renderPlanText(plan, style));
-    if (plan.diagnostics.some((d) => d.severity === 'error')) return 1;
-    if (plan.actions.length === 0) return 0;
-    if (!args.autoApprove) await confirm();
+    return await runApply(policy, plan, run, clock, args, reporter);
+  } finally {
+    await run.locks.release();
   }
-  return runApply(policy, plan, storages, clock, args);
 }
 
-async function runApply(policy: Policy, plan: Plan, storages: OpenStorages, clock: Clock, args: ApplyArgs): Promise<number> {
-  const reporter = new ApplyReporter(process.stdout, stdoutStyle(), args.json ? 'json' : 'text', process.stdout.isTTY === true && !args.json);
-  const outcome = await applyPlan({ policy, plan, storages, clock, parallelism: args.parallelism, command: 'apply', onEvent: reporter.onEvent });
+async function runApply(policy: Policy, plan: Plan, run: LockedRun, clock: Clock, args: ApplyArgs, reporter: ApplyReporter): Promise<number> {
+  const outcome = await applyPlan({ policy, plan, runId: run.runId, storages: run.storages, clock, parallelism: args.parallelism, command: 'apply', onEvent: reporter.onEvent });
   reporter.finish(outcome.results);
   return outcome.ok ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 import { clockFrom, loadPolicyOrFail, selectTargets, stdoutStyle } from '../context.js';
-import { observeAndPlan } from '../planning.js';
+import { observeAndPlan, startLockedRun } from '../planning.js';
 import { ApplyReporter } from '../../render/apply-events.js';
 import { applyPlan } from '../../apply/apply.js';
 import { UserError } from '../../core/diagnostics.js';
@@ -18,16 +18,21 @@ export async function backupCommand(args: BackupArgs): Promise<number> {
   const [target] = selectTargets(policy, [args.target]);
   const clock = clockFrom(args);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const { plan, storages } = await observeAndPlan(policy, [target!], clock.now(), { onDemand: { target: args.target, units: args.unit } }, log);
-  const errors = plan.diagnostics.filter((d) => d.severity === 'error');
-  if (errors.length > 0) throw new UserError(errors.map((d) => d.summary).join('\n'));
-  const missing = (args.unit ?? []).filter((u) => !plan.actions.some((a) => a.unit === u));
-  if (missing.length > 0) {
-    throw new UserError(`target ${args.target} has no unit ${missing.map((u) => `"${u}"`).join(', ')} (units: ${plan.actions.map((a) => a.unit).join(', ') || 'none'})`);
-  }
-  if (plan.actions.length === 0) throw new UserError(`target ${args.target}: nothing to back up (no unit found)`);
   const reporter = new ApplyReporter(process.stdout, stdoutStyle(), args.json ? 'json' : 'text', process.stdout.isTTY === true && !args.json);
-  const outcome = await applyPlan({ policy, plan, storages, clock, parallelism: 1, command: 'backup', onEvent: reporter.onEvent });
-  reporter.finish(outcome.results);
-  return outcome.ok ? 0 : 1;
+  const run = await startLockedRun(policy, [target!], 'backup', (message) => reporter.onEvent({ type: 'warning', message }));
+  try {
+    const { plan } = await observeAndPlan(policy, [target!], clock.now(), { onDemand: { target: args.target, units: args.unit } }, log, run);
+    const errors = plan.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0) throw new UserError(errors.map((d) => d.summary).join('\n'));
+    const missing = (args.unit ?? []).filter((u) => !plan.actions.some((a) => a.unit === u));
+    if (missing.length > 0) {
+      throw new UserError(`target ${args.target} has no unit ${missing.map((u) => `"${u}"`).join(', ')}`);
+    }
+    if (plan.actions.length === 0) throw new UserError(`target ${args.target}: nothing to back up (no unit found)`);
+    const outcome = await applyPlan({ policy, plan, runId: run.runId, storages: run.storages, clock, parallelism: 1, command: 'backup', onEvent: reporter.onEvent });
+    reporter.finish(outcome.results);
+    return outcome.ok ? 0 : 1;
+  } finally {
+    await run.locks.release();
+  }
 }

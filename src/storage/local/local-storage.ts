@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, link, lstat, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../../core/diagnostics.js';
 import { AlreadyExistsError, PARTIAL_MARKER, type OnProgress, type Storage, type StoredObject } from '../types.js';
@@ -24,6 +24,44 @@ function errorCode(err: unknown): string | undefined {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A Writable over a FileHandle that fsyncs before it finishes and leaves the handle open for the
+ * caller to close (fs.WriteStream either closes the handle itself or never signals the end).
+ */
+function fileSink(fh: FileHandle): Writable {
+  return new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _encoding, callback) {
+      fh.write(chunk).then(() => callback(), callback);
+    },
+    writev(chunks, callback) {
+      fh.writev(chunks.map((c) => c.chunk as Buffer)).then(() => callback(), callback);
+    },
+    final(callback) {
+      fh.sync().then(() => callback(), callback);
+    },
+  });
+}
+
+/** mkdir -p that reports the real reason of a failure. */
+async function makeFolders(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    return;
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') throw err;
+  }
+  // Node reports any failure inside a recursive mkdir as ENOENT (EROFS included): redo it one
+  // level at a time to get the real error code.
+  const levels: string[] = [];
+  for (let cur = dir; path.dirname(cur) !== cur; cur = path.dirname(cur)) levels.unshift(cur);
+  for (const level of levels) {
+    await mkdir(level).catch((err: unknown) => {
+      if (errorCode(err) !== 'EEXIST') throw err;
+    });
+  }
 }
 
 /**
@@ -66,7 +104,8 @@ export class LocalStorage implements Storage {
     await unlink(file);
   }
 
-  async list(prefix: string): Promise<StoredObject[]> {
+  /** Sizes and times cost a stat per file: only with `detailed` (planning lists a lot of keys). */
+  async list(prefix: string, opts: { detailed?: boolean } = {}): Promise<StoredObject[]> {
     if (prefix !== '') this.checkKey(prefix.replace(/\/+$/, ''), { prefix: true });
     const rootStat = await stat(this.root).catch((err: unknown) => {
       if (errorCode(err) === 'ENOENT') return undefined;
@@ -78,6 +117,7 @@ export class LocalStorage implements Storage {
     const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
     const out: StoredObject[] = [];
     await this.walk(dirKey, prefix, out);
+    if (opts.detailed) await this.addDetails(out);
     return out;
   }
 
@@ -89,7 +129,7 @@ export class LocalStorage implements Storage {
     // they are rethrown as they are, so the user sees the engine's message.
     let sourceFailed = false;
     try {
-      const fh = await this.openNew(temp, key);
+      const fh = await this.openNew(temp);
       try {
         const count = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
           try {
@@ -104,8 +144,7 @@ export class LocalStorage implements Storage {
           }
         };
         // pipeline() gives backpressure end to end: memory stays constant whatever the size.
-        await pipeline(body, count, fh.createWriteStream({ autoClose: false }));
-        await fh.sync();
+        await pipeline(body, count, fileSink(fh));
       } finally {
         await fh.close().catch(() => undefined);
       }
@@ -127,14 +166,14 @@ export class LocalStorage implements Storage {
     const file = this.resolveKey(key);
     const temp = `${file}${PARTIAL_MARKER}${randomBytes(6).toString('hex')}`;
     try {
-      await this.writeSmall(temp, key, text);
+      await this.writeSmall(temp, text);
       // link() fails with EEXIST atomically, and the lock appears whole: a reader never sees
       // a half-written lock file, which a plain open('wx') + write would allow.
       await link(temp, file).catch(async (err: unknown) => {
         const code = errorCode(err);
         if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP') {
           // Some file systems (FUSE, SMB) cannot hard-link: fall back to an exclusive open.
-          await this.writeSmall(file, key, text);
+          await this.writeSmall(file, text);
           return;
         }
         throw err;
@@ -228,9 +267,9 @@ export class LocalStorage implements Storage {
       if (code !== 'ENOENT') throw this.wrap(err, 'write', this.root);
     }
     try {
-      await mkdir(this.root, { recursive: true });
+      await makeFolders(this.root);
     } catch (err) {
-      if (errorCode(err) === 'ENOTDIR' || errorCode(err) === 'EEXIST') throw this.notAFolder(await this.fileAncestor(this.root));
+      if (errorCode(err) === 'ENOTDIR') throw this.notAFolder(await this.fileAncestor(this.root));
       const reason = ENVIRONMENT_CODES[errorCode(err) ?? ''];
       if (reason) throw new UserError(`storage "${this.name}" (${this.root}): cannot create the folder: ${reason}`);
       throw err;
@@ -250,14 +289,11 @@ export class LocalStorage implements Storage {
    * Opens a new file exclusively, creating parent folders. Retries once when a concurrent
    * delete removed the (then empty) parent folder between mkdir and open.
    */
-  private async openNew(file: string, key: string): Promise<FileHandle> {
+  private async openNew(file: string): Promise<FileHandle> {
     for (let attempt = 0; ; attempt++) {
-      await mkdir(path.dirname(file), { recursive: true }).catch(async (err: unknown) => {
-        if (errorCode(err) === 'ENOTDIR' || errorCode(err) === 'EEXIST') {
-          const s = await stat(this.root).catch(() => undefined);
-          if (s && !s.isDirectory()) throw this.notAFolder(this.root);
-        }
-        throw this.wrap(err, 'write', key);
+      await makeFolders(path.dirname(file)).catch(async (err: unknown) => {
+        if (errorCode(err) === 'ENOTDIR') throw this.notAFolder(await this.fileAncestor(path.dirname(file)));
+        throw err;
       });
       try {
         return await open(file, 'wx');
@@ -267,8 +303,8 @@ export class LocalStorage implements Storage {
     }
   }
 
-  private async writeSmall(file: string, key: string, text: string): Promise<void> {
-    const fh = await this.openNew(file, key);
+  private async writeSmall(file: string, text: string): Promise<void> {
+    const fh = await this.openNew(file);
     try {
       await fh.writeFile(text, 'utf8');
       await fh.sync();
@@ -315,15 +351,38 @@ export class LocalStorage implements Storage {
       if (code === 'ENOENT' || code === 'ENOTDIR') return;
       throw this.wrap(err, 'list', prefix || '/');
     }
+    const subfolders: string[] = [];
     for (const entry of entries) {
       const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
       if (entry.isDirectory()) {
         // Descend only into folders that can hold keys starting with the prefix.
-        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out);
+        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) subfolders.push(key);
       } else if (entry.isFile() && key.startsWith(prefix)) {
-        const s = await stat(path.join(dir, entry.name)).catch(() => undefined);
-        if (s) out.push({ key, size: s.size, modifiedAt: s.mtime });
+        out.push({ key });
       }
     }
+    await Promise.all(subfolders.map((k) => this.walk(k, prefix, out)));
+  }
+
+  /** Stats listed files, a bounded number at a time. A file deleted meanwhile is dropped. */
+  private async addDetails(objects: StoredObject[]): Promise<void> {
+    const gone = new Set<StoredObject>();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < objects.length) {
+        const obj = objects[next++] as StoredObject;
+        const s = await stat(path.join(this.root, ...obj.key.split('/'))).catch(() => undefined);
+        if (s) {
+          obj.size = s.size;
+          obj.modifiedAt = s.mtime;
+        } else gone.add(obj);
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
+    if (gone.size === 0) return;
+    // Compact in place: spreading hundreds of thousands of arguments into splice() overflows the stack.
+    let kept = 0;
+    for (const o of objects) if (!gone.has(o)) objects[kept++] = o;
+    objects.length = kept;
   }
 }

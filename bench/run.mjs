@@ -1,0 +1,269 @@
+#!/usr/bin/env node
+// `npm run bench` (after `npm run build`): measures bkp with real processes on real files and
+// prints a Markdown table; never asserts. Results also go to bench/results/latest.json.
+//
+//   1. plan over a big catalog: 1,000 files targets × 365 nightly backups in one local storage
+//      (730k files, generated once and cached under os.tmpdir()/bkp-bench-cache/), timed end to
+//      end as `node bin/bkp plan -c POLICY --now ISO --json --allow-mass-prune > /dev/null`;
+//   2. start-up: `node bin/bkp --version`, `node bin/bkp validate -c examples/quickstart.yaml`,
+//      and `node -e 0` as the floor.
+// A measurement that misses its goal is profiled once with `node --cpu-prof`.
+//
+// Options: --targets N (1000)  --days N (365)  --plan-runs N (3)  --startup-runs N (10)
+//          --no-cache (generate into the temp folder, removed at the end)
+//          --clean-cache (remove os.tmpdir()/bkp-bench-cache first)
+//          --profile (profile every measurement)  --no-profile (never profile)
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cacheRoot, ensureCatalog, policyYaml } from './lib/fixture.mjs';
+import { RSS_METHOD, runNode } from './lib/measure.mjs';
+import { printProfile, profileCli } from './lib/profile.mjs';
+import { fmtKb, fmtMs, median, percentile } from './lib/stats.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opt } = parseArgs({
+  options: {
+    targets: { type: 'string', default: '1000' },
+    days: { type: 'string', default: '365' },
+    'plan-runs': { type: 'string', default: '3' },
+    'startup-runs': { type: 'string', default: '10' },
+    'no-cache': { type: 'boolean', default: false },
+    'clean-cache': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    'no-profile': { type: 'boolean', default: false },
+  },
+});
+
+const PARAMS = { targets: Number(opt.targets), days: Number(opt.days), lastBackupDay: '2026-11-21', hourUtc: 23 };
+// Half an hour after tonight's 23:00 fire: every target is due (one backup each) and retention
+// prunes what keep_daily 7 / keep_weekly 4 / keep_monthly 12 does not keep.
+const NOW = '2026-11-22T23:30:00Z';
+const PLAN_RUNS = Number(opt['plan-runs']);
+const STARTUP_RUNS = Number(opt['startup-runs']);
+const GOAL_PLAN_MS = 2000;
+const GOAL_STARTUP_MS = 250;
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const out = [];
+const print = (line = '') => {
+  out.push(line);
+  console.log(line);
+};
+
+// ---- the run's temp folder, removed whatever happens -------------------------------------------
+const tempDir = mkdtempSync(path.join(os.tmpdir(), 'bkp-bench-'));
+const cleanup = () => rmSync(tempDir, { recursive: true, force: true });
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+function machine() {
+  const cpus = os.cpus();
+  let git;
+  try {
+    git = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    git = undefined;
+  }
+  return {
+    date: new Date().toISOString(),
+    cores: cpus.length,
+    cpu: cpus[0]?.model?.trim(),
+    memory_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    git_head: git,
+    rss_method: RSS_METHOD,
+  };
+}
+
+function timed(label, script, args, { runs, rss = false, warmup = 1 }) {
+  log(`measuring ${label} (${warmup} warm-up + ${runs} runs)…`);
+  for (let i = 0; i < warmup; i++) runNode(script, args, { cwd: ROOT });
+  const samples = [];
+  const rssKb = [];
+  const statuses = new Set();
+  for (let i = 0; i < runs; i++) {
+    const r = runNode(script, args, { cwd: ROOT, rss });
+    samples.push(r.ms);
+    if (rss) rssKb.push(r.rssKb);
+    statuses.add(r.status);
+    if (r.status !== 0) log(`  run ${i + 1}: exit ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  }
+  return {
+    samples_ms: samples.map((x) => +x.toFixed(1)),
+    median_ms: median(samples),
+    p90_ms: percentile(samples, 90),
+    peak_rss_kb: rss ? Math.max(...rssKb) : undefined,
+    median_rss_kb: rss ? median(rssKb) : undefined,
+    exit_codes: [...statuses],
+  };
+}
+
+function summarizePlan(json) {
+  const plan = JSON.parse(json);
+  const byKind = {};
+  const prunesPerTarget = new Map();
+  for (const a of plan.actions) {
+    const k = `${a.kind}/${a.op}`;
+    byKind[k] = (byKind[k] ?? 0) + 1;
+    if (a.kind === 'prune') prunesPerTarget.set(a.target, (prunesPerTarget.get(a.target) ?? 0) + 1);
+  }
+  const per = [...prunesPerTarget.values()];
+  return {
+    actions: plan.actions.length,
+    by_kind: byKind,
+    summary: plan.summary,
+    targets: plan.targets?.length,
+    prunes_per_target: per.length ? { min: Math.min(...per), median: median(per), max: Math.max(...per) } : undefined,
+    diagnostics: plan.diagnostics?.map((d) => `${d.severity}: ${d.code ? `[${d.code}] ` : ''}${d.summary ?? d.message}`) ?? [],
+  };
+}
+
+// ---- 1. plan over a big catalog ----------------------------------------------------------------
+const info = machine();
+if (opt['clean-cache']) {
+  log(`removing the fixture cache ${cacheRoot()}`);
+  rmSync(cacheRoot(), { recursive: true, force: true });
+}
+const cache = !opt['no-cache'];
+log(`fixture: ${PARAMS.targets} targets × ${PARAMS.days} nightly backups (${2 * PARAMS.targets * PARAMS.days} files)…`);
+const fixture = ensureCatalog(PARAMS, { cache, tempDir, log });
+log(fixture.reused ? `fixture reused from ${fixture.dir}` : `fixture generated in ${fmtMs(fixture.generation.ms)} at ${fixture.dir}`);
+const policyFile = path.join(tempDir, 'bkp.yaml');
+const tPolicy = process.hrtime.bigint();
+writeFileSync(policyFile, policyYaml(PARAMS, fixture));
+const policyMs = Number(process.hrtime.bigint() - tPolicy) / 1e6;
+
+const planArgs = ['plan', '-c', policyFile, '--now', NOW, '--json'];
+const massArgs = [...planArgs, '--allow-mass-prune'];
+
+log('plan without --allow-mass-prune (expected to be refused)…');
+const refused = runNode('bin/bkp', planArgs, { cwd: ROOT, stdout: 'capture' });
+let refusal;
+try {
+  const s = summarizePlan(refused.stdout);
+  refusal = { exit_code: refused.status, errors: s.diagnostics.filter((d) => d.startsWith('error')).length, first_error: s.diagnostics.find((d) => d.startsWith('error')) };
+} catch {
+  refusal = { exit_code: refused.status, stderr: refused.stderr.trim().slice(0, 300) };
+}
+
+log('plan with --allow-mass-prune, once, to count its actions…');
+const counted = runNode('bin/bkp', massArgs, { cwd: ROOT, stdout: 'capture' });
+let planShape;
+try {
+  planShape = { exit_code: counted.status, ...summarizePlan(counted.stdout) };
+} catch (err) {
+  planShape = { exit_code: counted.status, error: `could not parse the plan JSON: ${err.message}`, stderr: counted.stderr.trim().slice(0, 500) };
+}
+
+const planM = timed('plan (big catalog)', 'bin/bkp', massArgs, { runs: PLAN_RUNS, rss: true, warmup: 0 });
+
+// ---- 2. start-up -------------------------------------------------------------------------------
+const floorM = timed('node -e 0', '-e', ['0'], { runs: STARTUP_RUNS });
+const versionM = timed('bkp --version', 'bin/bkp', ['--version'], { runs: STARTUP_RUNS });
+const validateM = timed('bkp validate quickstart', 'bin/bkp', ['validate', '-c', 'examples/quickstart.yaml'], { runs: STARTUP_RUNS });
+
+const measurements = [
+  {
+    name: `plan, ${PARAMS.targets} targets × ${PARAMS.days} backups`,
+    command: `node bin/bkp ${massArgs.map((a) => (a === policyFile ? 'POLICY' : a)).join(' ')} > /dev/null`,
+    args: massArgs,
+    runs: PLAN_RUNS,
+    ...planM,
+    goal_ms: GOAL_PLAN_MS,
+    met: planM.median_ms <= GOAL_PLAN_MS && planM.exit_codes.every((c) => c === 0),
+  },
+  { name: 'bkp --version', command: 'node bin/bkp --version', args: ['--version'], runs: STARTUP_RUNS, ...versionM, goal_ms: GOAL_STARTUP_MS, met: versionM.median_ms <= GOAL_STARTUP_MS },
+  {
+    name: 'bkp validate quickstart',
+    command: 'node bin/bkp validate -c examples/quickstart.yaml',
+    args: ['validate', '-c', 'examples/quickstart.yaml'],
+    runs: STARTUP_RUNS,
+    ...validateM,
+    goal_ms: GOAL_STARTUP_MS,
+    met: validateM.median_ms <= GOAL_STARTUP_MS && validateM.exit_codes.every((c) => c === 0),
+  },
+  { name: 'node -e 0 (floor)', command: 'node -e 0', runs: STARTUP_RUNS, ...floorM, goal_ms: undefined, met: undefined },
+];
+
+// ---- 3. report ---------------------------------------------------------------------------------
+print(`## bkp bench — ${info.date}`);
+print();
+print(`Machine: ${info.cores} cores (${info.cpu}), ${info.memory_gib} GiB, ${info.os}; node ${info.node}; bkp at ${info.git_head ?? '?'}.`);
+print(`Figures are medians of real process runs (wall clock from spawn to exit); peak RSS by ${info.rss_method}.`);
+print(
+  `Fixture: ${PARAMS.targets} files targets × ${PARAMS.days} nightly backups = ${fixture.generation.files.toLocaleString('en')} files in one local storage; ` +
+    (fixture.reused
+      ? `reused from the cache (${fixture.dir}; generated ${fixture.generation.generated_at} in ${fmtMs(fixture.generation.ms)}).`
+      : `generated in ${fmtMs(fixture.generation.ms)}${cache ? `, cached in ${fixture.dir}` : ''}.`) +
+    ` Policy file written in ${fmtMs(policyMs)}. --now ${NOW}.`,
+);
+print();
+print('| measurement | median | p90 or peak RSS | goal | met? |');
+print('|---|---:|---:|---:|---|');
+for (const m of measurements) {
+  const second = m.peak_rss_kb !== undefined ? `peak RSS ${fmtKb(m.peak_rss_kb)}` : `p90 ${fmtMs(m.p90_ms)}`;
+  const runsNote = ` (${m.runs} runs)`;
+  const bad = m.exit_codes.some((c) => c !== 0) ? ` — exit ${m.exit_codes.join('/')}` : '';
+  const met = m.met === undefined ? '— (reference)' : m.met ? 'yes' : `**no**${bad}`;
+  print(`| ${m.name}${runsNote} | ${fmtMs(m.median_ms)} | ${second} | ${m.goal_ms ? `≤ ${fmtMs(m.goal_ms)}` : '—'} | ${met} |`);
+}
+print();
+if (planShape.error) {
+  print(`Plan: ${planShape.error} (exit ${planShape.exit_code}). ${planShape.stderr ?? ''}`);
+} else {
+  const kinds = Object.entries(planShape.by_kind)
+    .map(([k, n]) => `${n.toLocaleString('en')} ${k}`)
+    .join(', ');
+  const ppt = planShape.prunes_per_target;
+  print(
+    `Plan did real work: ${planShape.actions.toLocaleString('en')} actions over ${planShape.targets} targets (${kinds}); ` +
+      (ppt ? `prunes per target min ${ppt.min} / median ${ppt.median} / max ${ppt.max}; ` : '') +
+      `exit ${planShape.exit_code}.`,
+  );
+}
+print(
+  `Without --allow-mass-prune the plan is refused: exit ${refusal.exit_code}` +
+    (refusal.first_error ? `, ${refusal.errors} error diagnostics, e.g. "${refusal.first_error}".` : refusal.stderr ? `: ${refusal.stderr}` : '.'),
+);
+
+// ---- profiles of what missed its goal ---------------------------------------------------------
+const profiles = [];
+if (!opt['no-profile']) {
+  for (const m of measurements) {
+    if (!m.args || (m.met !== false && !opt.profile)) continue;
+    log(`profiling ${m.name}…`);
+    try {
+      const p = profileCli(ROOT, m.args, { intervalUs: m.median_ms > 1000 ? 500 : 100 });
+      profiles.push({ measurement: m.name, ...p });
+      printProfile(m.name, p, print);
+    } catch (err) {
+      print(`\nProfile of ${m.name} failed: ${err.message}`);
+    }
+  }
+}
+
+const resultsDir = path.join(ROOT, 'bench', 'results');
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(path.join(resultsDir, '.gitignore'), 'latest.json\n');
+const result = {
+  machine: info,
+  params: { ...PARAMS, now: NOW, plan_runs: PLAN_RUNS, startup_runs: STARTUP_RUNS },
+  fixture: { dir: fixture.dir, cached: cache, reused: fixture.reused, generation: fixture.generation, policy_write_ms: policyMs },
+  measurements: measurements.map(({ args, ...m }) => m),
+  plan: planShape,
+  refused_without_allow_mass_prune: refusal,
+  profiles,
+};
+writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+log(`\nwrote bench/results/latest.json${cache ? `; the fixture stays cached in ${fixture.dir} (--clean-cache removes it)` : ''}`);
