@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/core/diagnostics.js';
 import type { Manifest } from '../src/planner/types.js';
 import type { Target } from '../src/policy/types.js';
+import { excludeFilter } from '../src/providers/files/exclude.js';
 import { filesProvider } from '../src/providers/files/index.js';
 import type { ProviderContext } from '../src/providers/types.js';
 
@@ -66,6 +67,8 @@ async function makeVolumes(): Promise<void> {
   await writeFile(path.join(bw, 'config/.env'), 'SECRET=1\n');
   await writeFile(path.join(bw, 'config/certs/tls.key'), randomBytes(2048));
   await chmod(path.join(bw, 'config/certs/tls.key'), 0o600);
+  // Owners matter in docker volumes (a database folder owned by its container's uid).
+  if (process.getuid?.() === 0) await chown(path.join(bw, 'config/certs/tls.key'), 999, 998);
   await writeFile(path.join(bw, 'config/run.sh'), '#!/bin/sh\n');
   await chmod(path.join(bw, 'config/run.sh'), 0o775); // group-writable: the umask must not eat it
   const data = path.join(bw, 'volumes/igrc-data');
@@ -98,7 +101,8 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
     const abs = path.join(dir, rel);
     const s = await lstat(abs);
     const mode = (s.mode & 0o7777).toString(8);
-    out[rel] = s.isDirectory() ? `dir ${mode}` : `${mode} ${s.mtimeMs} ${(await readFile(abs)).toString('base64')}`;
+    // tar keeps mtimes to the second, as GNU tar does by default.
+    out[rel] = s.isDirectory() ? `dir ${mode}` : `${mode} ${Math.floor(s.mtimeMs / 1000)} ${(await readFile(abs)).toString('base64')}`;
   }
   return out;
 }
@@ -171,6 +175,12 @@ describe('files provider', () => {
     const originalData = await snapshot(path.join(tmp, 'srv/bw/volumes/igrc-data'));
     for (const rel of ['logs/keep.txt', 'project/igrc.db']) expect(restoredData[rel]).toBe(originalData[rel]);
     expect((await stat(path.join(dest, member, 'srv/bw/volumes/igrc-data/project/igrc.db'))).mtime.toISOString()).toBe('2024-01-02T03:04:05.000Z');
+    if (process.getuid?.() === 0) {
+      const key = await stat(path.join(dest, member, 'srv/bw/config/certs/tls.key'));
+      expect([key.uid, key.gid]).toEqual([999, 998]);
+    } else {
+      console.warn('files-provider.test: not root, owner preservation not checked');
+    }
   });
 
   it('refuses to restore over data without --force, and overwrites with it', async () => {
@@ -215,6 +225,31 @@ describe('files provider', () => {
     expect(await readFile(path.join(dir, 'vol/sub/state.json'), 'utf8')).toBe('{"v":1}');
   });
 
+  it('restores in place through a symlinked parent folder without replacing it', async () => {
+    // /var/lib/docker is often a symlink to a data disk: it is the host's, not the backup's.
+    const real = path.join(tmp, 'disk/docker');
+    await mkdir(path.join(real, 'volumes/pg/_data'), { recursive: true });
+    await writeFile(path.join(real, 'volumes/pg/_data/PG_VERSION'), '16\n');
+    await symlink(real, path.join(tmp, 'docker-link'));
+    const t = target({ paths: ['docker-link/volumes/pg'] });
+    const file = path.join(tmp, 'link.tar.gz');
+    const facts = await backupTo(file, t);
+    expect(await entriesOf(file)).toContain(`${member}/docker-link/volumes/pg/_data/PG_VERSION`);
+    await rm(path.join(real, 'volumes/pg'), { recursive: true });
+
+    await filesProvider.restore(t, 'files', createReadStream(file), manifest(facts), { force: false }, ctx);
+    expect((await lstat(path.join(tmp, 'docker-link'))).isSymbolicLink()).toBe(true);
+    expect(await readFile(path.join(real, 'volumes/pg/_data/PG_VERSION'), 'utf8')).toBe('16\n');
+  });
+
+  it('refuses an in-place restore of a backup that does not record its paths', async () => {
+    const file = path.join(tmp, 'nopaths.tar.gz');
+    await backupTo(file, target({ paths: ['inplace'] }));
+    await expect(
+      filesProvider.restore(target({ paths: ['nowhere-*'] }), 'files', createReadStream(file), manifest({}), { force: true }, ctx),
+    ).rejects.toThrow('target "brainwave": this backup does not record the paths it was taken from; restore it with --to FOLDER');
+  });
+
   it('verifies a good archive deeply and rejects a truncated or corrupt one', async () => {
     const file = path.join(tmp, 'e.tar.gz');
     const facts = await backupTo(file, target(settings));
@@ -251,5 +286,46 @@ describe('files provider', () => {
     await expect(b.done).rejects.toThrow(`target "brainwave": ${path.join(dir, 'b-tree/d1/d2')} vanished while being backed up`);
     await expect(sink).rejects.toThrow('vanished while being backed up');
     await rm(dir, { recursive: true });
+  });
+});
+
+describe('exclude patterns', () => {
+  const roots = ['srv/app', 'srv/one-file.log'];
+  const keep = (patterns: string[], member: string, isDir = false): boolean => excludeFilter(roots, patterns)(member, isDir);
+
+  it('match names at any depth when they have no slash', () => {
+    expect(keep(['*.log'], 'srv/app/a.log')).toBe(false);
+    expect(keep(['*.log'], 'srv/app/deep/er/b.log')).toBe(false);
+    expect(keep(['*.log'], 'srv/app/b.log.gz')).toBe(true);
+    expect(keep(['*.log'], 'srv/one-file.log')).toBe(false); // a root is matched by its name too, as in tar
+    expect(keep(['.cache'], 'srv/app/x/.cache', true)).toBe(false);
+    expect(keep(['*'], 'srv/app/.hidden')).toBe(false); // `*` matches dot files, as in tar
+  });
+
+  it('anchor at the root when they have a slash', () => {
+    expect(keep(['data/tmp'], 'srv/app/data/tmp', true)).toBe(false);
+    expect(keep(['data/tmp'], 'srv/app/x/data/tmp', true)).toBe(true);
+    expect(keep(['/data'], 'srv/app/data', true)).toBe(false);
+    expect(keep(['**/tmp/*.bin'], 'srv/app/a/b/tmp/x.bin')).toBe(false);
+    expect(keep(['**/tmp/*.bin'], 'srv/app/tmp/x.bin')).toBe(false);
+    expect(keep(['data/**'], 'srv/app/data/x/y')).toBe(false);
+    expect(keep(['data/**'], 'srv/app/data', true)).toBe(true);
+  });
+
+  it('honour a trailing slash (folders only), classes, braces and escapes', () => {
+    expect(keep(['cache/'], 'srv/app/cache', true)).toBe(false);
+    expect(keep(['cache/'], 'srv/app/cache', false)).toBe(true);
+    expect(keep(['*.{tmp,swp}'], 'srv/app/a.swp')).toBe(false);
+    expect(keep(['*.{tmp,swp}'], 'srv/app/a.txt')).toBe(true);
+    expect(keep(['core.[0-9]*'], 'srv/app/core.123')).toBe(false);
+    expect(keep(['core.[!0-9]*'], 'srv/app/core.123')).toBe(true);
+    expect(keep(['file\\*'], 'srv/app/file*')).toBe(false);
+    expect(keep(['file\\*'], 'srv/app/file1')).toBe(true);
+    expect(keep(['a+b(c)'], 'srv/app/a+b(c)')).toBe(false);
+  });
+
+  it('leave paths outside the roots alone', () => {
+    expect(keep(['*'], 'other/thing')).toBe(true);
+    expect(excludeFilter(roots, [])('srv/app/a.log', false)).toBe(true);
   });
 });

@@ -15,8 +15,19 @@ const HARMLESS_WARNINGS = new Set(['TAR_ENTRY_INFO', 'TAR_ENTRY_UNSUPPORTED']);
  * of files restored. Entry errors do not stop the extraction (the rest still comes back) but the
  * restore fails at the end, naming the first files that could not be written.
  */
-export async function extractArchive(target: string, source: Readable, dest: string, log: (line: string) => void): Promise<number> {
-  await mkdir(dest, { recursive: true });
+export interface ExtractOptions {
+  /** Folder entries are extracted into (created if missing). */
+  cwd: string;
+  /** Where `cwd` really is, for the mode fix-up (in place, `cwd` is a symlink to `/`). */
+  realCwd: string;
+  /** Renames members (in-place restore); undefined refuses the member. */
+  rewrite?: (member: string) => string | undefined;
+  log: (line: string) => void;
+}
+
+export async function extractArchive(target: string, source: Readable, opts: ExtractOptions): Promise<number> {
+  const { cwd, realCwd, rewrite, log } = opts;
+  await mkdir(cwd, { recursive: true });
   const umask = process.umask();
   let files = 0;
   const entryErrors: string[] = [];
@@ -25,7 +36,7 @@ export async function extractArchive(target: string, source: Readable, dest: str
   // the usual 022) and fix them once they are written.
   const fixModes: { file: string; mode: number }[] = [];
   const unpack = new Unpack({
-    cwd: dest,
+    cwd,
     unlink: true,
     // chmod existing folders, and new ones the umask would alter, to their archived mode.
     chmod: true,
@@ -33,11 +44,22 @@ export async function extractArchive(target: string, source: Readable, dest: str
     // Our own archives, checksum-verified on the way in: a volume with a large sparse or zeroed
     // file legitimately compresses beyond tar's default 1000:1 safety limit.
     maxDecompressionRatio: Number.POSITIVE_INFINITY,
+    filter: (member: string) => {
+      if (!rewrite || rewrite(member) !== undefined) return true;
+      entryErrors.push(`${member}: outside the paths this backup was taken from`);
+      return false;
+    },
+    // Runs before Unpack's own 'entry' handler (registered first), so a renamed path is the one
+    // extracted and checked. Hard links name another member: rename their target the same way.
     onReadEntry: (entry: ReadEntry) => {
+      if (rewrite) {
+        entry.path = rewrite(entry.path) ?? entry.path;
+        if (entry.type === 'Link' && entry.linkpath) entry.linkpath = rewrite(entry.linkpath) ?? entry.linkpath;
+      }
       if (!FILE_TYPES.has(entry.type)) return;
       files += 1;
       if (entry.mode !== undefined && (entry.mode & 0o7777 & umask) !== 0) {
-        fixModes.push({ file: path.resolve(dest, entry.path), mode: entry.mode & 0o7777 });
+        fixModes.push({ file: path.resolve(realCwd, entry.path), mode: entry.mode & 0o7777 });
       }
     },
     onwarn: (code: string, message: string, data: Record<string, unknown>) => {
@@ -51,7 +73,7 @@ export async function extractArchive(target: string, source: Readable, dest: str
   if (entryErrors.length > 0) {
     const shown = entryErrors.slice(0, 5).join('; ');
     const more = entryErrors.length > 5 ? ` (and ${entryErrors.length - 5} more)` : '';
-    throw new UserError(`target "${target}": ${entryErrors.length} entries could not be restored into ${dest}: ${shown}${more}`);
+    throw new UserError(`target "${target}": ${entryErrors.length} entries could not be restored into ${realCwd}: ${shown}${more}`);
   }
   return files;
 }

@@ -4,6 +4,7 @@ import { UserError } from '../../core/diagnostics.js';
 import type { Target } from '../../policy/types.js';
 import type { Provider, RestoreOptions } from '../types.js';
 import { extractArchive } from './extract.js';
+import { planInPlace } from './in-place.js';
 import { inspectArchive } from './inspect.js';
 import { createArchive } from './pack.js';
 import { resolveRoots } from './roots.js';
@@ -84,8 +85,17 @@ export const filesProvider: Provider = {
       const where = opts.to === undefined ? 'its live paths already hold' : `${destination} already holds`;
       throw new UserError(`target "${target.name}": ${where} data; restoring would overwrite it (use --force)`);
     }
-    const files = await extractArchive(target.name, artifact, destination, ctx.log);
-    return { destination, details: [`${files} files restored`] };
+    if (opts.to !== undefined) {
+      const files = await extractArchive(target.name, artifact, { cwd: destination, realCwd: destination, log: ctx.log });
+      return { destination, details: [`${files} files restored`] };
+    }
+    const plan = await planInPlace(target.name, archivedRoots(manifest.facts));
+    try {
+      const files = await extractArchive(target.name, artifact, { cwd: plan.cwd, realCwd: '/', rewrite: plan.rewrite, log: ctx.log });
+      return { destination, details: [`${files} files restored`] };
+    } finally {
+      await plan.close();
+    }
   },
 
   async verifyDeep(target, artifact, manifest) {
