@@ -184,3 +184,26 @@ describe('secrets', () => {
     expect(v.stdout).toMatch(/bkp\.yaml:\d+:\d+: .*NOT_SET_ANYWHERE/);
   });
 });
+
+describe('a corrupted artifact', () => {
+  it('fails verify (exit 1) and is refused by restore', async () => {
+    const w = ws(() => filesPolicy());
+    expect((await bkp(['apply', '-c', w.config, '--auto-approve', '--now', '2026-11-21T23:05:00Z'])).code).toBe(0);
+    const rel = filesUnder(path.join(w.dir, 'backups')).find((f) => f.endsWith('.tar.gz'))!;
+    const file = path.join(w.dir, 'backups', rel);
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    writeFileSync(file, bytes);
+
+    const v = await bkp(['verify', '-c', w.config]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/FAILED {2}local: app\/files [0-9a-f]{12} \(2026-11-21T23:05:00.000Z\): sha256 [0-9a-f]{16}… does not match the manifest's [0-9a-f]{16}…/);
+    expect(lastLine(v.stdout)).toBe('1 of 1 backups failed verification.');
+
+    const out = path.join(w.dir, 'out');
+    const r = await bkp(['restore', 'app', '-c', w.config, '--to', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/backup [0-9a-f]{12} fails its checksum, nothing was restored: sha256/);
+    expect(existsSync(out)).toBe(false);
+  });
+});

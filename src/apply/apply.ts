@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import type { Policy, Target } from '../policy/types.js';
 import type { Action, BackupAction, CleanupAction, Plan, PruneAction } from '../planner/types.js';
 import type { Clock } from '../core/clock.js';
-import type { ActionResult, ApplyEvent } from './events.js';
+import type { ActionOutput, ActionResult, ApplyEvent } from './events.js';
 import type { OpenStorages } from './observe.js';
 import { runHooks } from './hooks.js';
 import { writeBackup } from './write-backup.js';
@@ -78,7 +78,7 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
   const results: ActionResult[] = [];
   const failed = new Set<string>();
   const log = (line: string) => o.onEvent({ type: 'log', target: target.name, line: redact(line) });
-  const run = async (a: Action, fn: () => Promise<{ detail: string; backup_id?: string }>) => {
+  const run = async (a: Action, fn: () => Promise<ActionOutput>) => {
     const t0 = Date.now();
     o.onEvent({ type: 'action_started', action: a });
     try {
@@ -102,7 +102,7 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
   for (const a of actions.filter((x): x is CleanupAction => x.kind === 'cleanup')) {
     await run(a, async () => {
       await o.storages.get(a.storage)!.delete(a.before.key);
-      return { detail: `deleted ${a.before.key}` };
+      return { deleted: a.before.key };
     });
   }
 
@@ -143,13 +143,13 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
       // Manifest first: from then on the backup is no longer listed as good, whatever happens next.
       await storage.delete(a.before.manifest_key);
       await storage.delete(a.before.key);
-      return { detail: `deleted ${a.before.key}` };
+      return { deleted: a.before.key };
     });
   }
   return results;
 }
 
-async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: (line: string) => void): Promise<{ detail: string; backup_id: string }> {
+async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: (line: string) => void): Promise<ActionOutput> {
   const provider = await loadProvider(target.engine);
   const storage = o.storages.get(a.storage)!;
   const t0 = Date.now();
@@ -164,5 +164,5 @@ async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: 
     onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
     elapsedMs: () => Date.now() - t0,
   });
-  return { backup_id: manifest.id, detail: `${manifest.id}: ${manifest.size} bytes, sha256 ${manifest.sha256.slice(0, 12)}…` };
+  return { backup_id: manifest.id, bytes: manifest.size, sha256: manifest.sha256 };
 }

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { ChalkInstance } from 'chalk';
-import type { ApplyEvent, ActionResult } from '../apply/events.js';
+import type { ActionOutput, ApplyEvent, ActionResult } from '../apply/events.js';
 import type { Action } from '../planner/types.js';
 import { formatBytes, formatDuration } from './style.js';
 import { redact } from '../core/secrets.js';
@@ -18,6 +18,12 @@ function label(a: Action): string {
       return never;
     }
   }
+}
+
+function describeOutput(o: ActionOutput): string {
+  if (o.backup_id) return ` (backup ${o.backup_id}, ${formatBytes(o.bytes)}, sha256 ${o.sha256?.slice(0, 12)}…)`;
+  if (o.deleted) return ` (deleted ${o.deleted})`;
+  return '';
 }
 
 /** Shows apply as it happens: plain lines (a progress bar for backups on a TTY), or JSON lines. */
@@ -57,7 +63,7 @@ export class ApplyReporter {
       }
       case 'action_finished':
         this.stopBar(e.action.id);
-        this.line(this.style.green(`${label(e.action)}: done in ${formatDuration(e.duration_ms)} (${e.detail})`));
+        this.line(this.style.green(`${label(e.action)}: done in ${formatDuration(e.duration_ms)}${describeOutput(e)}`));
         break;
       case 'action_failed':
         this.stopBar(e.action.id);

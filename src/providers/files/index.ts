@@ -5,7 +5,7 @@ import type { Target } from '../../policy/types.js';
 import type { Provider, RestoreOptions } from '../types.js';
 import { extractArchive } from './extract.js';
 import { planInPlace } from './in-place.js';
-import { inspectArchive } from './inspect.js';
+import { formatBytes, inspectArchive } from './inspect.js';
 import { createArchive } from './pack.js';
 import { resolveRoots } from './roots.js';
 import { filesSettings } from './settings.js';
@@ -29,18 +29,6 @@ async function holdsData(p: string): Promise<boolean> {
 function archivedRoots(facts: Record<string, unknown>): string[] {
   const p = facts.paths;
   return Array.isArray(p) ? p.filter((x): x is string => typeof x === 'string' && path.isAbsolute(x)) : [];
-}
-
-/** `56.7 MB`: decimal units, as disk tools print them. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 /**

@@ -24,12 +24,10 @@ const ERROR_WORDS: Record<string, string> = {
 };
 
 function describeTarError(target: string, err: unknown): UserError {
-  const e = err instanceof Error ? (err as NodeJS.ErrnoException) : new Error(String(err));
-  const code = (e as NodeJS.ErrnoException).code ?? '';
-  const file = (e as NodeJS.ErrnoException).path;
-  const words = ERROR_WORDS[code];
-  if (file && words) return new UserError(`target "${target}": ${file} ${words}`);
-  return new UserError(`target "${target}": tar failed${file ? ` on ${file}` : ''}: ${e.message}`);
+  const e: NodeJS.ErrnoException = err instanceof Error ? err : new Error(String(err));
+  const words = e.code ? ERROR_WORDS[e.code] : undefined;
+  if (e.path && words) return new UserError(`target "${target}": ${e.path} ${words}`);
+  return new UserError(`target "${target}": tar failed${e.path ? ` on ${e.path}` : ''}: ${e.message}`);
 }
 
 /**
