@@ -83,6 +83,7 @@ function machine() {
     node: process.version,
     git_head: git,
     rss_method: RSS_METHOD,
+    loadavg_1m_at_start: +os.loadavg()[0].toFixed(2),
   };
 }
 
@@ -200,6 +201,13 @@ const measurements = [
 print(`## bkp bench — ${info.date}`);
 print();
 print(`Machine: ${info.cores} cores (${info.cpu}), ${info.memory_gib} GiB, ${info.os}; node ${info.node}; bkp at ${info.git_head ?? '?'}.`);
+const loadEnd = os.loadavg()[0];
+info.loadavg_1m_at_end = +loadEnd.toFixed(2);
+const busy = info.loadavg_1m_at_start > info.cores / 2;
+print(
+  `Load average (1 min): ${info.loadavg_1m_at_start} before the bench started, ${info.loadavg_1m_at_end} at the end (this one includes the bench's own runs)` +
+    (busy ? ' — the machine was busy with other work, so figures are noisier and slower than on an idle machine.' : '.'),
+);
 print(`Figures are medians of real process runs (wall clock from spawn to exit); peak RSS by ${info.rss_method}.`);
 print(
   `Fixture: ${PARAMS.targets} files targets × ${PARAMS.days} nightly backups = ${fixture.generation.files.toLocaleString('en')} files in one local storage; ` +

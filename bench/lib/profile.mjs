@@ -133,7 +133,7 @@ export function printProfile(title, p, print = console.log) {
   print(row(['self ms', '%', 'function', 'where']));
   print(row(['---:', '---:', '---', '---']));
   for (const x of p.top_self) print(row([x.ms.toFixed(1), x.pct.toFixed(1), `\`${x.function}\``, x.where || '—']));
-  print('\nbkp functions by total (inclusive) time:\n');
+  print('\nbkp functions by total (inclusive) time (synchronous stretches only: time after an `await` is not counted in the caller):\n');
   print(row(['total ms', '%', 'function', 'where']));
   print(row(['---:', '---:', '---', '---']));
   for (const x of p.top_bkp_inclusive) print(row([x.ms.toFixed(1), x.pct.toFixed(1), `\`${x.function}\``, x.where]));

@@ -9,12 +9,6 @@ const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 /** Warnings that only inform; anything else during a restore means a file did not come back. */
 const HARMLESS_WARNINGS = new Set(['TAR_ENTRY_INFO', 'TAR_ENTRY_UNSUPPORTED']);
 
-/**
- * Extracts a tar.gz into `dest` (created if missing), keeping modes, mtimes and, as root, owners.
- * Existing files are replaced (unlinked first, as GNU tar does), never merged. Returns the number
- * of files restored. Entry errors do not stop the extraction (the rest still comes back) but the
- * restore fails at the end, naming the first files that could not be written.
- */
 export interface ExtractOptions {
   /** Folder entries are extracted into (created if missing). */
   cwd: string;
@@ -25,6 +19,12 @@ export interface ExtractOptions {
   log: (line: string) => void;
 }
 
+/**
+ * Extracts a tar.gz into `opts.cwd` (created if missing), keeping modes, mtimes and, as root, owners.
+ * Existing files are replaced (unlinked first, as GNU tar does), never merged. Returns the number
+ * of files restored. Entry errors do not stop the extraction (the rest still comes back) but the
+ * restore fails at the end, naming the first files that could not be written.
+ */
 export async function extractArchive(target: string, source: Readable, opts: ExtractOptions): Promise<number> {
   const { cwd, realCwd, rewrite, log } = opts;
   await mkdir(cwd, { recursive: true });
