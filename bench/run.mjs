@@ -145,6 +145,14 @@ const tPolicy = process.hrtime.bigint();
 writeFileSync(policyFile, policyYaml(PARAMS, fixture));
 const policyMs = Number(process.hrtime.bigint() - tPolicy) / 1e6;
 
+// The steady state: a year of dailies kept (keep_daily 400), so tonight's plan is one backup per
+// target and no prune, but retention still walks all 365,000 backups. This is the goal measurement.
+const steadyFile = path.join(tempDir, 'steady.yaml');
+writeFileSync(steadyFile, policyYaml(PARAMS, fixture, '{ keep_daily: 400 }'));
+const steadyArgs = ['plan', '-c', steadyFile, '--now', NOW, '--json'];
+log('plan, steady state (keep_daily 400)…');
+const steadyM = timed('plan (steady state)', 'bin/bkp', steadyArgs, { runs: PLAN_RUNS, rss: true, warmup: 0 });
+
 const planArgs = ['plan', '-c', policyFile, '--now', NOW, '--json'];
 const massArgs = [...planArgs, '--allow-mass-prune'];
 
@@ -176,7 +184,16 @@ const validateM = timed('bkp validate quickstart', 'bin/bkp', ['validate', '-c',
 
 const measurements = [
   {
-    name: `plan, ${PARAMS.targets} targets × ${PARAMS.days} backups`,
+    name: `plan, ${PARAMS.targets} targets × ${PARAMS.days} backups, steady state (keep_daily 400: ${PARAMS.targets} backups, 0 prunes)`,
+    command: `node bin/bkp ${steadyArgs.map((a) => (a === steadyFile ? 'POLICY' : a)).join(' ')} > /dev/null`,
+    args: steadyArgs,
+    runs: PLAN_RUNS,
+    ...steadyM,
+    goal_ms: GOAL_PLAN_MS,
+    met: steadyM.median_ms <= GOAL_PLAN_MS && steadyM.exit_codes.every((c) => c === 0),
+  },
+  {
+    name: `plan, ${PARAMS.targets} targets × ${PARAMS.days} backups, retention cut to 7/4/12 (prunes ~345 per target)`,
     command: `node bin/bkp ${massArgs.map((a) => (a === policyFile ? 'POLICY' : a)).join(' ')} > /dev/null`,
     args: massArgs,
     runs: PLAN_RUNS,

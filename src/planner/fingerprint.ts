@@ -7,13 +7,21 @@ import type { ObservedState } from './types.js';
  * apply and are checked again when the apply takes its own.
  */
 export function observedFingerprint(observed: ObservedState): string {
-  const lines: string[] = [];
-  for (const s of observed.storages) {
-    for (const b of s.backups) lines.push(`b ${s.name} ${b.key}`);
-    for (const i of s.incomplete) lines.push(`i ${s.name} ${i.key}`);
-    if (s.error) lines.push(`e ${s.name}`);
+  // Hashed in a canonical order (storages and targets by name, keys as text) without building
+  // one big sorted array: a catalog of 365,000 backups made that the slowest part of planning.
+  const hash = createHash('sha256');
+  const byName = <T extends { name: string }>(xs: T[]) => [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const s of byName(observed.storages)) {
+    hash.update(`s ${s.name}${s.error ? ' error' : ''}\n`);
+    for (const k of sortedKeys(s.backups.map((b) => b.key))) hash.update(`b ${k}\n`);
+    for (const k of sortedKeys(s.incomplete.map((i) => i.key))) hash.update(`i ${k}\n`);
   }
-  for (const t of observed.targets) lines.push(`t ${t.name} ${[...t.units].sort().join(',')}`);
-  lines.sort();
-  return createHash('sha256').update(lines.join('\n')).digest('hex');
+  for (const t of byName(observed.targets)) hash.update(`t ${t.name} ${[...t.units].sort().join(',')}\n`);
+  return hash.digest('hex');
+}
+
+/** Keys sorted as text, skipping the sort when they already are (observe sorts them). */
+function sortedKeys(keys: string[]): string[] {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return keys.sort();
+  return keys;
 }

@@ -30,9 +30,10 @@ export function makePlan(policy: Policy, observed: ObservedState, now: Date, opt
   const actions: Action[] = [];
   const diagnostics: Diagnostic[] = [];
   const notes: Plan['notes'] = [];
+  const index = indexByTarget(observed);
 
   for (const target of selected) {
-    const out = planTarget(policy, target, observed, now, opts);
+    const out = planTarget(policy, target, observed, index, now, opts);
     actions.push(...out.actions);
     diagnostics.push(...out.diagnostics);
     notes.push(...out.notes);
@@ -66,13 +67,32 @@ function selectTargets(policy: Policy, opts: PlanOptions): Target[] {
   return all.filter((t) => opts.targets!.includes(t.name));
 }
 
+/** Backups and incomplete artifacts grouped by storage, then target: one pass, not one per target. */
+type ObservedIndex = Map<string, Map<string, { backups: BackupRecord[]; incomplete: ObservedStorage['incomplete'] }>>;
+
+function indexByTarget(observed: ObservedState): ObservedIndex {
+  const index: ObservedIndex = new Map();
+  for (const s of observed.storages) {
+    const byTarget = new Map<string, { backups: BackupRecord[]; incomplete: ObservedStorage['incomplete'] }>();
+    const entry = (t: string) => {
+      let e = byTarget.get(t);
+      if (!e) byTarget.set(t, (e = { backups: [], incomplete: [] }));
+      return e;
+    };
+    for (const b of s.backups) entry(b.target).backups.push(b);
+    for (const i of s.incomplete) entry(i.target).incomplete.push(i);
+    index.set(s.name, byTarget);
+  }
+  return index;
+}
+
 interface TargetPlan {
   actions: Action[];
   diagnostics: Diagnostic[];
   notes: Plan['notes'];
 }
 
-function planTarget(policy: Policy, target: Target, observed: ObservedState, now: Date, opts: PlanOptions): TargetPlan {
+function planTarget(policy: Policy, target: Target, observed: ObservedState, index: ObservedIndex, now: Date, opts: PlanOptions): TargetPlan {
   const res: TargetPlan = { actions: [], diagnostics: [], notes: [] };
   const observedTarget = observed.targets.find((t) => t.name === target.name);
   const storages = target.storage.map((name) => observed.storages.find((s) => s.name === name));
@@ -95,6 +115,18 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, now
   }
   if (!primary || primary.error) return res;
 
+  const mineIn = (storage: ObservedStorage) => index.get(storage.name)?.get(target.name) ?? { backups: [], incomplete: [] };
+  const byUnit = (list: BackupRecord[]) => {
+    const m = new Map<string, BackupRecord[]>();
+    for (const b of list) {
+      const l = m.get(b.unit);
+      if (l) l.push(b);
+      else m.set(b.unit, [b]);
+    }
+    return m;
+  };
+  const primaryByUnit = byUnit(mineIn(primary).backups);
+
   // 1. Backups of the primary storage.
   const backups = new Map<string, BackupAction>();
   for (const unit of units) {
@@ -103,7 +135,7 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, now
       backups.set(unit, backupAction(target, unit, primary.name, 'on_demand', 'on demand: bkp backup'));
       continue;
     }
-    const newest = newestScheduled(primary.backups, target.name, unit);
+    const newest = newestScheduled(primaryByUnit.get(unit) ?? []);
     const d = dueness(target.schedule, newest, now);
     if (d.due) backups.set(unit, backupAction(target, unit, primary.name, 'scheduled', d.reason));
   }
@@ -115,20 +147,20 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, now
   const existing: BackupRecord[] = [];
   for (const storage of storages) {
     if (!storage || storage.error) continue;
-    const mine = storage.backups.filter((b) => b.target === target.name);
-    existing.push(...mine);
+    const mine = mineIn(storage);
+    existing.push(...mine.backups);
+    const mineByUnit = storage === primary ? primaryByUnit : byUnit(mine.backups);
     const rules = policy.storages[storage.name]?.retention ?? target.schedule.retention;
     for (const unit of units) {
-      const unitBackups = mine.filter((b) => b.unit === unit);
+      const unitBackups = mineByUnit.get(unit) ?? [];
       const planned = storage === primary ? backups.get(unit) : undefined;
       prunes.push(...pruneUnit(target, unit, storage.name, unitBackups, rules, now, planned));
     }
-    const orphanUnits = [...new Set(mine.map((b) => b.unit))].filter((u) => !units.includes(u));
-    for (const unit of orphanUnits) {
-      const n = mine.filter((b) => b.unit === unit).length;
-      res.notes.push({ target: target.name, unit, message: `unit ${unit} is no longer in the policy: its ${n} backup(s) in ${storage.name} are left alone` });
+    for (const [unit, list] of mineByUnit) {
+      if (units.includes(unit)) continue;
+      res.notes.push({ target: target.name, unit, message: `unit ${unit} is no longer in the policy: its ${list.length} backup(s) in ${storage.name} are left alone` });
     }
-    res.actions.push(...storage.incomplete.filter((i) => i.target === target.name).map((i) => cleanupAction(target, storage, i)));
+    res.actions.push(...mine.incomplete.map((i) => cleanupAction(target, storage, i)));
   }
   res.actions.push(...prunes);
   res.diagnostics.push(...massPruneDiagnostics(target.name, existing, prunes, opts.allowMassPrune === true));
@@ -143,14 +175,11 @@ function activeLock(storages: (ObservedStorage | undefined)[], target: string): 
   return undefined;
 }
 
-function newestScheduled(backups: BackupRecord[], target: string, unit: string): Date | undefined {
-  let newest: Date | undefined;
-  for (const b of backups) {
-    if (b.target !== target || b.unit !== unit || b.kind !== 'scheduled') continue;
-    const t = new Date(b.started_at);
-    if (!newest || t > newest) newest = t;
-  }
-  return newest;
+/** The start of the newest scheduled backup of a unit (ISO strings in one format sort as text). */
+function newestScheduled(unitBackups: BackupRecord[]): Date | undefined {
+  let newest: string | undefined;
+  for (const b of unitBackups) if (b.kind === 'scheduled' && (newest === undefined || b.started_at > newest)) newest = b.started_at;
+  return newest === undefined ? undefined : new Date(newest);
 }
 
 function backupAction(target: Target, unit: string, storage: string, kind: BackupAction['backup_kind'], reason: string): BackupAction {

@@ -13,8 +13,8 @@
  * - no `--keep-tag` and no `unique` (bkp has neither); `keep_on_demand` is the caller's business.
  * Pure: no clock, no I/O.
  */
-import { DateTime } from 'luxon';
 import type { RetentionRules } from '../policy/types.js';
+import { wallClock, type Wall } from './wall-clock.js';
 import {
   formatDuration,
   hasNegativePart,
@@ -61,14 +61,6 @@ export type WithinBucketRuleKey =
   | 'keep_within_yearly';
 
 /** The calendar fields of one snapshot in the retention zone, computed once per snapshot. */
-interface Wall {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  weekYear: number;
-  weekNumber: number;
-}
 
 /** Maps a snapshot to its bucket; two snapshots in one bucket count once. `nr` is the position newest-first. */
 type Bucketer = (w: Wall, nr: number) => number;
@@ -148,7 +140,8 @@ export function applyRetention(
   rules: RetentionRules,
   opts: RetentionOptions,
 ): RetentionResult {
-  const zone = ianaZone(opts.timezone);
+  ianaZone(opts.timezone); // throws RangeError for an unknown zone, before any work
+  const toWall = wallClock(opts.timezone);
   if (opts.now !== undefined && Number.isNaN(opts.now.getTime())) throw new RangeError('now: invalid Date');
   const seen = new Set<string>();
   for (const s of snapshots) {
@@ -186,15 +179,7 @@ export function applyRetention(
 
   sorted.forEach((cur, nr) => {
     const t = cur.time.getTime();
-    const dt = DateTime.fromMillis(t, { zone });
-    const wall: Wall = {
-      year: dt.year,
-      month: dt.month,
-      day: dt.day,
-      hour: dt.hour,
-      weekYear: dt.weekYear,
-      weekNumber: dt.weekNumber,
-    };
+    const wall = toWall(t);
     const matches: string[] = [];
 
     if (within !== undefined && withinThreshold !== undefined && t > withinThreshold) {

@@ -7,7 +7,6 @@ import { interpolate } from './interpolate.js';
 import { normalizePolicy } from './normalize.js';
 import { readYaml } from './read-yaml.js';
 import { policySchema, validateAgainstSchema } from './schema.js';
-import { schemaDiagnostics } from './schema-errors.js';
 import { duplicateDiagnostics, semanticDiagnostics } from './semantic.js';
 import { isRecord } from './tree.js';
 import type { Policy } from './types.js';
@@ -45,18 +44,22 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function loadFrom(text: string, digest: string, file: string, opts: LoadOptions): LoadResult {
+async function loadFrom(text: string, digest: string, file: string, opts: LoadOptions): Promise<LoadResult> {
   const baseDir = path.dirname(path.resolve(file));
   const read = readYaml(text, file);
   if (read.value === undefined) return { diagnostics: sorted(read.diagnostics) };
   const interpolated = interpolate(read.value, { env: opts.env, baseDir, source: read.source });
   // A failed reference stays as written; schema and semantic complaints about that same field would only echo it.
   const quiet = (ds: Diagnostic[]): Diagnostic[] => ds.filter((d) => d.path === undefined || !interpolated.failed.has(d.path));
+  const schemaErrors = validateAgainstSchema(interpolated.value);
+  // The translator (and the schema it reads) is loaded only when there is something to translate.
+  const schemaDiags = schemaErrors.length === 0 ? []
+    : (await import('./schema-errors.js')).schemaDiagnostics(schemaErrors, interpolated.value, read.source, policySchema());
   const diagnostics = [
     ...read.diagnostics,
     ...duplicateDiagnostics(read.duplicates),
     ...interpolated.diagnostics,
-    ...quiet(schemaDiagnostics(validateAgainstSchema(interpolated.value), interpolated.value, read.source, policySchema())),
+    ...quiet(schemaDiags),
     ...quiet(semanticDiagnostics(interpolated.value, read.source)),
   ];
   if (hasErrors(diagnostics) || !isRecord(interpolated.value) || !isRecord(read.value)) return { diagnostics: sorted(diagnostics) };

@@ -1,11 +1,22 @@
-import { CronExpressionParser } from 'cron-parser';
-import { IANAZone } from 'luxon';
+import { createRequire } from 'node:module';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { DuplicateKey, YamlSource } from './read-yaml.js';
 import { SCHEDULED_COUNTS, SCHEDULED_WITHINS, keepsScheduledBackups } from './retention-rules.js';
 import { didYouMean } from './suggest.js';
 import { atPath, formatPath, isRecord } from './tree.js';
 import type { FieldPath } from './tree.js';
+
+// cron-parser is CommonJS and require()s luxon's CommonJS build; importing luxon as ESM here would load
+// a second copy of it (its ESM build). Both are loaded on the first schedule checked, through require.
+const require = createRequire(import.meta.url);
+let libs: { cron: typeof import('cron-parser').CronExpressionParser; zone: typeof import('luxon').IANAZone } | undefined;
+function scheduleLibs(): NonNullable<typeof libs> {
+  libs ??= {
+    cron: (require('cron-parser') as typeof import('cron-parser')).CronExpressionParser,
+    zone: (require('luxon') as typeof import('luxon')).IANAZone,
+  };
+  return libs;
+}
 
 /** The storage a policy gets when it declares none (DESIGN §1). */
 export const IMPLICIT_STORAGE = 'local';
@@ -88,7 +99,7 @@ function checkStorageRefs(ref: unknown, storages: Record<string, unknown>, at: F
 
 function checkSchedule(s: Record<string, unknown>, at: FieldPath, report: Report): void {
   const tz = typeof s.timezone === 'string' ? s.timezone : 'UTC';
-  const tzOk = IANAZone.isValidZone(tz);
+  const tzOk = scheduleLibs().zone.isValidZone(tz);
   if (!tzOk) {
     const hint = didYouMean(tz, timeZones()) || ' (use an IANA name such as Europe/Paris, or UTC)';
     report('error', 'semantic.unknown_timezone', [...at, 'timezone'], `unknown time zone "${tz}"${hint}`);
@@ -108,7 +119,7 @@ function cronProblem(cron: string, tz: string): string | undefined {
   // cron-parser also takes 4 or 6 fields; crontab and Kubernetes (bkp export) take 5.
   if (!CRON_MACROS.has(expr) && fields !== 5) return `expected 5 fields (minute hour day-of-month month day-of-week), got ${fields}`;
   try {
-    CronExpressionParser.parse(expr, { tz });
+    scheduleLibs().cron.parse(expr, { tz });
     return undefined;
   } catch (e) {
     return (e as Error).message;

@@ -1,4 +1,11 @@
-import { distance } from 'fastest-levenshtein';
+import { createRequire } from 'node:module';
+
+// Loaded on the first suggestion, i.e. only for a policy with mistakes: valid policies never pay for it.
+let distanceFn: typeof import('fastest-levenshtein').distance | undefined;
+function distance(a: string, b: string): number {
+  distanceFn ??= (createRequire(import.meta.url)('fastest-levenshtein') as typeof import('fastest-levenshtein')).distance;
+  return distanceFn(a, b);
+}
 
 /** The candidate closest to `word`, when it is close enough to be a plausible typo. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {

@@ -19,6 +19,11 @@ export function toStamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 }
 
+function plausibleStamp(s: string): boolean {
+  const mo = +s.slice(4, 6), d = +s.slice(6, 8), h = +s.slice(9, 11), mi = +s.slice(11, 13), sec = +s.slice(13, 15);
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 59;
+}
+
 export function fromStamp(stamp: string): Date | undefined {
   const m = STAMP_RE.exec(stamp);
   if (!m) return undefined;
@@ -43,7 +48,8 @@ export function manifestKeyFor(artifact: string): string {
 
 export interface ParsedBackupName {
   stamp: string;
-  startedAt: Date;
+  /** The start as ISO-8601 (`2026-11-21T23:00:00.000Z`), built from the stamp's digits. */
+  startedAtIso: string;
   id: string;
   kind: BackupKind;
   /** `manifest.json` for a manifest, else the artifact's extension. */
@@ -56,11 +62,13 @@ export function parseBackupName(name: string): ParsedBackupName | undefined {
   if (name.includes(PARTIAL_MARKER)) return undefined;
   const m = NAME_RE.exec(name);
   if (!m) return undefined;
-  const startedAt = fromStamp(m[1]!);
-  if (!startedAt) return undefined;
+  const stamp = m[1]!;
+  // No Date per name: planning parses hundreds of thousands. The regex fixed the digits; a
+  // calendar-impossible stamp (month 13) is not a name bkp writes, so it is not a backup.
+  if (!plausibleStamp(stamp)) return undefined;
   return {
-    stamp: m[1]!,
-    startedAt,
+    stamp,
+    startedAtIso: `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}.000Z`,
     id: m[2]!,
     kind: m[3] ? 'on_demand' : 'scheduled',
     ext: m[4]!,

@@ -1,6 +1,7 @@
 import type { BackupRecord, IncompleteArtifact, LockInfo, ObservedStorage } from '../planner/types.js';
-import { LOCKS_PREFIX, parseBackupName, targetPrefix } from './catalog-keys.js';
+import { LOCKS_PREFIX, parseBackupName, targetPrefix, type ParsedBackupName } from './catalog-keys.js';
 import { PARTIAL_MARKER, type Storage, type StoredObject } from './types.js';
+import pLimit from 'p-limit';
 import { redact } from '../core/secrets.js';
 
 /**
@@ -11,26 +12,37 @@ import { redact } from '../core/secrets.js';
 export async function observeStorage(storage: Storage, targets: string[]): Promise<ObservedStorage> {
   const observed: ObservedStorage = { name: storage.name, backups: [], incomplete: [], locks: [] };
   try {
-    for (const target of targets) {
-      const objects = await storage.list(targetPrefix(target));
-      classify(storage.name, target, objects, observed);
-    }
+    // Targets are listed a few at a time (I/O overlaps), then classified in policy order, so the
+    // result is the same whatever order the listings finish in.
+    const limit = pLimit(LIST_CONCURRENCY);
+    const listings = await Promise.all(targets.map((t) => limit(() => storage.list(targetPrefix(t)))));
+    targets.forEach((t, i) => {
+      const part: ObservedStorage = { name: storage.name, backups: [], incomplete: [], locks: [] };
+      classify(storage.name, t, listings[i]!, part);
+      // Sorted per target: n·log(per target) instead of n·log(all), at 365,000 backups it shows.
+      part.backups.sort(byTimeThenKey);
+      part.incomplete.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      for (const b of part.backups) observed.backups.push(b);
+      for (const x of part.incomplete) observed.incomplete.push(x);
+    });
     observed.locks = await readLocks(storage);
   } catch (err) {
     observed.error = redact(`storage "${storage.name}" (${storage.describe()}): ${(err as Error).message}`);
   }
-  observed.backups.sort(byTimeThenKey);
-  observed.incomplete.sort((a, b) => a.key.localeCompare(b.key));
   return observed;
 }
 
+const LIST_CONCURRENCY = 8;
+
+/** Oldest first. Plain comparisons: ISO times and keys are ASCII, and localeCompare is slow at this scale. */
 function byTimeThenKey(a: BackupRecord, b: BackupRecord): number {
-  return a.started_at.localeCompare(b.started_at) || a.key.localeCompare(b.key);
+  if (a.started_at !== b.started_at) return a.started_at < b.started_at ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 function classify(storageName: string, target: string, objects: StoredObject[], out: ObservedStorage): void {
   // Group by "<unit>/<stamp>-<id>" so an artifact meets its manifest.
-  const groups = new Map<string, { artifact?: StoredObject; manifest?: StoredObject; unit: string }>();
+  const groups = new Map<string, { artifact?: StoredObject; parsed?: ParsedBackupName; manifest?: StoredObject; unit: string }>();
   for (const obj of objects) {
     const parts = obj.key.split('/');
     if (parts.length !== 3 || parts[0] !== target) continue;
@@ -45,19 +57,21 @@ function classify(storageName: string, target: string, objects: StoredObject[], 
     const group = `${unit}/${parsed.stamp}-${parsed.id}`;
     const entry = groups.get(group) ?? { unit };
     if (parsed.isManifest) entry.manifest = obj;
-    else entry.artifact = obj;
+    else {
+      entry.artifact = obj;
+      entry.parsed = parsed;
+    }
     groups.set(group, entry);
   }
-  for (const { artifact, manifest, unit } of groups.values()) {
-    if (artifact && manifest) {
-      const parsed = parseBackupName(artifact.key.split('/')[2]!)!;
+  for (const { artifact, parsed, manifest, unit } of groups.values()) {
+    if (artifact && parsed && manifest) {
       out.backups.push({
         storage: storageName,
         target,
         unit,
         id: parsed.id,
         kind: parsed.kind,
-        started_at: parsed.startedAt.toISOString(),
+        started_at: parsed.startedAtIso,
         key: artifact.key,
         manifestKey: manifest.key,
         size: artifact.size,
