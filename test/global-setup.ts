@@ -12,7 +12,10 @@ export default function setup(): void {
   const builtAt = existsSync(built) ? statSync(built).mtimeMs : 0;
   const newest = (dir: string): number =>
     Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs)));
-  if (newest(path.join(root, 'src')) > builtAt) {
+  const sources = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'schemas')), newest(path.join(root, 'scripts')));
+  if (sources > builtAt) {
+    // The same steps as `npm run build`: compile, then precompile the policy schema.
     execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+    execFileSync(process.execPath, [path.join(root, 'scripts', 'compile-schema.mjs')], { stdio: 'inherit', cwd: root });
   }
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Policy, Target } from '../policy/types.js';
 import { UserError, hasErrors } from '../core/diagnostics.js';
 import { makeClock, type Clock } from '../core/clock.js';
@@ -11,10 +10,7 @@ export interface CommonArgs {
   now?: string;
 }
 
-export function bkpVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { bkpVersion } from './version.js';
 
 export function clockFrom(args: { now?: string }): Clock {
   return makeClock(args.now ?? process.env.BKP_NOW);
@@ -50,6 +46,4 @@ export function selectTargets(policy: Policy, names: string[] | undefined): Targ
   return all.filter((t) => names.includes(t.name));
 }
 
-export function write(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-}
+export { write } from './output.js';

@@ -2,7 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../core/diagnostics.js';
 import { redact } from '../core/secrets.js';
-import { bkpVersion } from './context.js';
+import { bkpVersion } from './version.js';
 
 /**
  * The command line (DESIGN §2). Thin: each command lives in ./commands and is imported only when

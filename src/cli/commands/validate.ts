@@ -1,7 +1,7 @@
 import { loadPolicy } from '../../policy/load.js';
 import { renderDiagnostics } from '../../render/diagnostics.js';
 import { hasErrors } from '../../core/diagnostics.js';
-import { write } from '../context.js';
+import { write } from '../output.js';
 
 /** `bkp validate`: every problem of the policy at once, as text, JSON or GitHub annotations. */
 export async function validateCommand(args: { config: string; format: 'text' | 'json' | 'github' }): Promise<number> {
