@@ -254,7 +254,7 @@ describe('files provider', () => {
     const file = path.join(tmp, 'e.tar.gz');
     const facts = await backupTo(file, target(settings));
     const t = target(settings);
-    expect(await filesProvider.verifyDeep(t, createReadStream(file), manifest(facts))).toEqual(['tar.gz: 12 entries, 302.1 kB uncompressed']);
+    expect(await filesProvider.verifyDeep(t, createReadStream(file), manifest(facts))).toEqual(['tar.gz: 12 entries, 295.0 KiB uncompressed']);
 
     const size = (await stat(file)).size;
     await truncate(file, Math.floor(size / 2));

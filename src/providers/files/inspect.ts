@@ -35,15 +35,3 @@ export async function inspectArchive(target: string, source: Readable): Promise<
   if (problems.length > 0) throw corrupt(problems[0] ?? 'unknown problem');
   return summary;
 }
-
-/** `56.7 MB`: decimal units, as disk tools print them. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
