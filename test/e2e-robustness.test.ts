@@ -207,3 +207,22 @@ describe('a corrupted artifact', () => {
     expect(existsSync(out)).toBe(false);
   });
 });
+
+describe('a failed backup never comes with a prune', () => {
+  it('skips the prunes of a unit whose backup failed in the same apply', async () => {
+    const w = ws(() => filesPolicy({ retention: '{ keep_last: 2 }', hooks: '    hooks:\n      before: ["test ! -e ./fail-next"]\n' }));
+    for (const day of ['2026-11-19', '2026-11-20']) {
+      expect((await bkp(['apply', '-c', w.config, '--auto-approve', '--now', `${day}T23:05:00Z`])).code).toBe(0);
+    }
+    writeFileSync(path.join(w.dir, 'fail-next'), '');
+    const plan = await bkp(['plan', '-c', w.config, '--now', '2026-11-21T23:05:00Z']);
+    expect(lastLine(plan.stdout)).toBe('Plan: 1 to create, 0 to change, 1 to delete.');
+    const a = await bkp(['apply', '-c', w.config, '--auto-approve', '--now', '2026-11-21T23:05:00Z']);
+    expect(a.code).toBe(1);
+    expect(a.stdout).toContain('app/files: backup: FAILED');
+    expect(a.stdout).toMatch(/app\/files: prune [0-9a-f]{12}: skipped: not pruned: the backup of app\/files failed in this apply \(safety rule\)/);
+    expect(lastLine(a.stdout)).toBe('Apply finished with errors! Resources: 0 created, 0 changed, 0 deleted, 1 skipped, 1 failed.');
+    const list = JSON.parse((await bkp(['list', '-c', w.config, '--json'])).stdout) as Listed;
+    expect(list.backups.map((b) => b.started_at.slice(0, 10))).toEqual(['2026-11-19', '2026-11-20']);
+  });
+});
