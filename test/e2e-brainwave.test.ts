@@ -86,7 +86,7 @@ describe('seed 003: Brainwave docker volumes', () => {
     writeFileSync(path.join(volumes, 'project/new.project'), 'made after the backup\n');
     const refused = await bkp(['restore', 'brainwave', '-c', config], { env });
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('/ already holds data and restoring overwrites it: run again with --force');
+    expect(refused.stderr).toContain(`the live data of target brainwave (${volumes}/certs, ${volumes}/config, ${volumes}/logs, ${volumes}/project, ${volumes}/state) already holds data and restoring overwrites it: run again with --force (bkp first takes a safety backup)`);
     expect(readFileSync(path.join(volumes, 'config/igrc.properties'), 'utf8')).toBe('db.url=BROKEN\n');
 
     // "a chosen day": the newest good backup at or before 2026-11-21.

@@ -152,7 +152,7 @@ targets:
 describe('interpolation', () => {
   const file = (dir: string): string => path.join(dir, 'bkp.yaml');
 
-  it('registers every interpolated value as a secret and keeps the written form for display', async () => {
+  it('registers interpolated values as secrets and keeps the written form for display', async () => {
     const p = await mustLoad(`version: 1
 targets:
   store:
@@ -176,6 +176,21 @@ targets:
       expect(shown).not.toContain(secret);
       expect(redact(`value: ${secret}`)).toBe('value: ***');
     }
+  });
+
+  it('variables named for a place (…_DIR, …_VOLUMES, …_HOST) are shown; credentials never are', async () => {
+    await mustLoad(`version: 1
+storage:
+  safe: { type: local, path: "\${env:BACKUP_DIR}" }
+targets:
+  app:
+    engine: files
+    paths: ["\${env:APP_VOLUMES}/*", "\${env:TOKEN_PATH}"]
+    hooks: { before: ["curl -H 'X-Key: \${env:API_KEY}' \${env:STATUS_URL}"] }
+    schedule: { cron: "0 23 * * *", retention: { keep_daily: 6 } }
+`, file(tempDir()), { BACKUP_DIR: '/srv/backups', APP_VOLUMES: '/srv/app/volumes', TOKEN_PATH: '/run/tokens/app', API_KEY: 'k-123456', STATUS_URL: 'https://status.example.org/ping' });
+    expect(redact('/srv/backups /srv/app/volumes/x')).toBe('/srv/backups /srv/app/volumes/x');
+    expect(redact('/run/tokens/app k-123456 https://status.example.org/ping')).toBe('*** *** ***');
   });
 
   it('${file:PATH} reads relative to the policy folder, trailing newline trimmed', async () => {

@@ -43,6 +43,19 @@ export function interpolate(value: unknown, opts: InterpolateOptions): Interpola
   return { value: visit(value, []), diagnostics, failed };
 }
 
+/**
+ * Every interpolated value is a secret (printed as `***`) except variables whose names say they
+ * hold a place, not a credential: `BACKUP_DIR`, `BRAINWAVE_VOLUMES`, `PG_HOST`… Masking those
+ * would turn every path in a message into `***`. A name that also says secret (`KEY_FILE`,
+ * `TOKEN_PATH`) stays masked, and `${file:…}` contents always are.
+ */
+const PLAIN_NAME = /(^|_)(DIR|DIRS|PATH|PATHS|FOLDER|VOLUMES?|HOST|HOSTNAME|PORT|USER|USERNAME|BUCKET|REGION|ENDPOINT|PREFIX|NAMESPACE|ZONE|TZ)$/;
+const SECRET_WORD = /(PASS|SECRET|TOKEN|KEY|CRED|AUTH|SESSION|COOKIE|PRIVATE|URL|URI|DSN)/;
+export function isPlainSetting(envName: string): boolean {
+  const name = envName.toUpperCase();
+  return PLAIN_NAME.test(name) && !SECRET_WORD.test(name);
+}
+
 function interpolateString(s: string, at: FieldPath, opts: InterpolateOptions, report: (d: Diagnostic) => void): string {
   if (!s.includes('${')) return s;
   let out = '';
@@ -68,7 +81,7 @@ function interpolateString(s: string, at: FieldPath, opts: InterpolateOptions, r
       report(error(at, opts, written, resolved.problem));
       out += written;
     } else {
-      registerSecret(resolved);
+      if (kind === 'file' || !isPlainSetting(arg)) registerSecret(resolved);
       out += resolved;
     }
     last = close + 1;

@@ -7,6 +7,7 @@ import { UserError } from '../core/diagnostics.js';
  */
 const loaders: Record<string, () => Promise<Provider>> = {
   files: async () => (await import('./files/index.js')).filesProvider,
+  postgres: async () => (await import('./postgres/index.js')).postgresProvider,
 };
 
 export function knownEngines(): string[] {

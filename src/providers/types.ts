@@ -25,6 +25,15 @@ export interface RestoreOptions {
   force: boolean;
 }
 
+/** The destination of a restore, as the provider sees it. */
+export interface RestoreDestination {
+  /** For people, secrets masked: a folder, `database store on db.example.org:5432`. */
+  destination: string;
+  hasData: boolean;
+  /** The unit (and settings overriding the target's) whose backup captures the destination. */
+  safety?: { unit: string; settings?: Record<string, unknown> };
+}
+
 /** What restore did, for the user. */
 export interface RestoreResult {
   destination: string;
@@ -41,8 +50,12 @@ export interface Provider {
   discoverUnits(target: Target, ctx: ProviderContext): Promise<string[]>;
   /** Starts a backup of one unit, streamed. */
   backup(target: Target, unit: string, ctx: ProviderContext): Promise<BackupStream>;
-  /** Where a restore would write by default, and whether that destination holds data now. */
-  restoreTarget(target: Target, unit: string, opts: RestoreOptions): Promise<{ destination: string; hasData: boolean }>;
+  /**
+   * Where a restore would write, whether that destination holds data now, and how to take a
+   * safety backup of it before it is overwritten (absent when the destination is not something
+   * the engine can back up, e.g. a scratch folder).
+   */
+  restoreTarget(target: Target, unit: string, opts: RestoreOptions): Promise<RestoreDestination>;
   /** Restores an artifact (already checked against its sha256 on the way) into the destination. */
   restore(target: Target, unit: string, artifact: Readable, manifest: Manifest, opts: RestoreOptions, ctx: ProviderContext): Promise<RestoreResult>;
   /** Reads the whole artifact and checks the engine format (e.g. every tar entry). Returns facts found. */

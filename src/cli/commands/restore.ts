@@ -8,6 +8,7 @@ import { LockSet } from '../../apply/locks.js';
 import { loadProvider } from '../../providers/registry.js';
 import { UserError } from '../../core/diagnostics.js';
 import { newId } from '../../core/ids.js';
+import { formatBytes } from '../../render/style.js';
 
 export interface RestoreArgs {
   config: string;
@@ -57,14 +58,16 @@ export async function restoreCommand(args: RestoreArgs): Promise<number> {
 
     const dest = await provider.restoreTarget(t, unit, opts);
     if (dest.hasData && !args.force) {
-      throw new UserError(`${dest.destination} already holds data and restoring overwrites it: run again with --force (bkp first takes a safety backup${args.to ? ' when restoring in place' : ''})`);
+      throw new UserError(`${dest.destination} already holds data and restoring overwrites it: run again with --force${dest.safety ? ' (bkp first takes a safety backup)' : ''}`);
     }
-    if (dest.hasData && !args.to) {
+    if (dest.hasData && dest.safety) {
+      // The runbooks' warning: the restore tool clears the destination first. Keep what is there.
+      const safetyTarget = { ...t, settings: { ...t.settings, ...dest.safety.settings } };
       const clock = clockFrom(args);
       const t0 = Date.now();
       const safety = await writeBackup({
-        target: t,
-        unit,
+        target: safetyTarget,
+        unit: dest.safety.unit,
         kind: 'on_demand',
         provider,
         storage: catalog.storages.get(t.storage[0]!)!,
@@ -72,9 +75,9 @@ export async function restoreCommand(args: RestoreArgs): Promise<number> {
         ctx: { log },
         elapsedMs: () => Date.now() - t0,
       });
-      write(style.green(`Safety backup ${safety.id} of ${t.name}/${unit} taken (on-demand, ${safety.size} bytes): restore it with --backup ${safety.id}`));
+      write(style.green(`Safety backup ${safety.id} of ${t.name}/${dest.safety.unit} taken (on-demand, ${formatBytes(safety.size)}): restore it with --unit ${dest.safety.unit} --backup ${safety.id}`));
     } else if (dest.hasData) {
-      write(style.yellow(`Overwriting ${dest.destination} (--force); it is not the target's own data, so no safety backup is taken`));
+      write(style.yellow(`Overwriting ${dest.destination} (--force); bkp cannot back it up first`));
     }
 
     const hashing = new HashingStream();

@@ -62,7 +62,7 @@ export const filesProvider: Provider = {
     // overwritten is the target's roots (missing ones are fine: that is why one restores).
     const roots = await resolveRoots(target, { allowMissing: true });
     const flags = await Promise.all(roots.map(holdsData));
-    return { destination: '/', hasData: flags.some(Boolean) };
+    return { destination: `the live data of target ${target.name} (${roots.join(', ')})`, hasData: flags.some(Boolean), safety: { unit: UNIT } };
   },
 
   async restore(target, unit, artifact, manifest, opts, ctx) {
