@@ -210,7 +210,8 @@ describe('files provider', () => {
     const facts = await backupTo(file, t);
     await writeFile(path.join(dir, 'vol/sub/state.json'), '{"v":2, "broken": true}');
 
-    expect(await filesProvider.restoreTarget(t, 'files', { force: false })).toEqual({ destination: '/', hasData: true });
+    const live = `the live data of target brainwave (${path.join(dir, 'vol')})`;
+    expect(await filesProvider.restoreTarget(t, 'files', { force: false })).toEqual({ destination: live, hasData: true, safety: { unit: 'files' } });
     await expect(filesProvider.restore(t, 'files', createReadStream(file), manifest(facts), { force: false }, ctx)).rejects.toThrow(
       'target "brainwave": its live paths already hold data; restoring would overwrite it (use --force)',
     );
@@ -219,7 +220,7 @@ describe('files provider', () => {
 
     // The volume is gone (the usual reason to restore): no data in the way, no --force needed.
     await rm(path.join(dir, 'vol'), { recursive: true });
-    expect(await filesProvider.restoreTarget(t, 'files', { force: false })).toEqual({ destination: '/', hasData: false });
+    expect(await filesProvider.restoreTarget(t, 'files', { force: false })).toEqual({ destination: live, hasData: false, safety: { unit: 'files' } });
     const result = await filesProvider.restore(t, 'files', createReadStream(file), manifest(facts), { force: false }, ctx);
     expect(result).toEqual({ destination: '/', details: ['1 files restored'] });
     expect(await readFile(path.join(dir, 'vol/sub/state.json'), 'utf8')).toBe('{"v":1}');

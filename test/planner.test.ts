@@ -75,9 +75,16 @@ describe('planner: retention', () => {
   });
 
   it('never prunes the newest good backup, whatever the rules', () => {
-    // keep_within 1d measured from tonight's planned backup would drop a backup made 3 days ago.
-    const p = plan(policyWith({ retention: { keep_within: '1d' } }), observed([backup('2026-11-18T23:00:00Z')]));
-    expect(kinds(p.actions)).toEqual(['create backup']);
+    // Not due (weekly, taken this week); the newest backup is on-demand and keep_on_demand 0 keeps none.
+    const b = [backup('2026-11-15T03:00:00Z'), backup('2026-11-21T10:00:00Z', { kind: 'on_demand' })];
+    const p = plan(policyWith({ cron: '0 3 * * 0', retention: { keep_last: 5, keep_on_demand: 0 } }), observed(b));
+    expect(p.actions).toEqual([]);
+  });
+
+  it('with a backup planned, the old newest may go: the prune waits for the new backup to succeed', () => {
+    const p = plan(policyWith({ retention: { keep_last: 1 } }), observed([backup('2026-11-20T23:00:00Z')]));
+    expect(kinds(p.actions)).toEqual(['create backup', 'delete prune']);
+    expect((p.actions[1] as PruneAction).requires).toBe('backup.app.files');
   });
 
   it('on-demand pool: keep_on_demand N newest, apart from the scheduled rules', () => {
@@ -108,12 +115,13 @@ describe('planner: retention', () => {
 describe('planner: safety and cleanup', () => {
   it('refuses to prune more than half of a target', () => {
     const p = plan(policyWith({ retention: { keep_last: 1 } }), observed(nightly('2026-11-18', 3)));
-    expect(p.diagnostics[0]!.summary).toBe('target app: this plan prunes 2 of its 3 backups (more than half)');
+    // 3 existing + tonight's = 4; keep_last 1 prunes the 3 that exist.
+    expect(p.diagnostics[0]!.summary).toBe('target app: this plan prunes 3 of its 4 backups (more than half)');
   });
 
-  it('half is not more than half', () => {
-    const p = plan(policyWith({ retention: { keep_last: 1 } }), observed(nightly('2026-11-19', 2)));
-    expect(prunedDays(p.actions)).toEqual(['2026-11-19']);
+  it('half is not more than half: keep_last 1, night after night', () => {
+    const p = plan(policyWith({ retention: { keep_last: 1 } }), observed(nightly('2026-11-20', 1)));
+    expect(prunedDays(p.actions)).toEqual(['2026-11-20']);
     expect(p.diagnostics).toEqual([]);
   });
 

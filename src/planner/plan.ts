@@ -163,7 +163,7 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
     res.actions.push(...mine.incomplete.map((i) => cleanupAction(target, storage, i)));
   }
   res.actions.push(...prunes);
-  res.diagnostics.push(...massPruneDiagnostics(target.name, existing, prunes, opts.allowMassPrune === true));
+  res.diagnostics.push(...massPruneDiagnostics(target.name, existing, [...backups.values()], prunes, opts.allowMassPrune === true));
   return res;
 }
 
@@ -208,8 +208,11 @@ function pruneUnit(
   if (unitBackups.length === 0) return [];
   const items: RetainedItem[] = unitBackups.map((b) => ({ id: b.id, time: new Date(b.started_at), kind: b.kind }));
   if (planned) items.push({ id: PLANNED, time: now, kind: planned.backup_kind });
-  const newestExisting = unitBackups[unitBackups.length - 1]!.id; // catalog order: oldest first
-  const kept = retainUnit(items, rules, target.schedule.timezone, now, newestExisting);
+  // Never prune the newest good backup. With a backup planned, the prunes run only once it has
+  // succeeded (`requires`), and then it is the newest good backup; otherwise protect the newest
+  // that exists (catalog order: oldest first).
+  const protect = planned ? undefined : unitBackups[unitBackups.length - 1]!.id;
+  const kept = retainUnit(items, rules, target.schedule.timezone, now, protect);
   const byId = new Map(unitBackups.map((b) => [b.id, b]));
   return kept.prune
     .filter((id) => id !== PLANNED)

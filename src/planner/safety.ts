@@ -1,19 +1,21 @@
 import type { Diagnostic } from '../core/diagnostics.js';
-import type { BackupRecord, PruneAction } from './types.js';
+import type { BackupAction, BackupRecord, PruneAction } from './types.js';
 
 /**
- * The mass-prune rule (DESIGN §5): a plan that prunes more than half of a target's backups, or
- * every backup of one unit in a storage, is refused unless `--allow-mass-prune` is given. It
+ * The mass-prune rule (DESIGN §5): a plan that prunes more than half of a target's backups (the
+ * ones it is about to take included), or every backup of one unit in a storage, is refused unless `--allow-mass-prune` is given. It
  * catches a retention typo (keep_daily: 7 where 70 was meant) before it deletes a year of backups.
  */
-export function massPruneDiagnostics(target: string, existing: BackupRecord[], prunes: PruneAction[], allow: boolean): Diagnostic[] {
+export function massPruneDiagnostics(target: string, existing: BackupRecord[], planned: BackupAction[], prunes: PruneAction[], allow: boolean): Diagnostic[] {
   if (prunes.length === 0) return [];
+  // A planned backup counts: the prunes of its unit run only once it exists (`requires`).
+  const total = existing.length + planned.length;
   const problems: string[] = [];
-  if (prunes.length * 2 > existing.length) {
-    problems.push(`prunes ${prunes.length} of its ${existing.length} backups (more than half)`);
+  if (prunes.length * 2 > total) {
+    problems.push(`prunes ${prunes.length} of its ${total} backups (more than half)`);
   }
   const perUnit = new Map<string, number>();
-  for (const b of existing) perUnit.set(`${b.storage}\u0000${b.unit}`, (perUnit.get(`${b.storage}\u0000${b.unit}`) ?? 0) + 1);
+  for (const b of [...existing, ...planned]) perUnit.set(`${b.storage}\u0000${b.unit}`, (perUnit.get(`${b.storage}\u0000${b.unit}`) ?? 0) + 1);
   const prunedPerUnit = new Map<string, number>();
   for (const p of prunes) prunedPerUnit.set(`${p.storage}\u0000${p.unit}`, (prunedPerUnit.get(`${p.storage}\u0000${p.unit}`) ?? 0) + 1);
   for (const [key, n] of prunedPerUnit) {

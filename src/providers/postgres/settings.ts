@@ -24,7 +24,7 @@ export interface PgSettings {
   pgDumpPath?: string;
 }
 
-type RawConnection = string | { host?: string; port?: number; user?: string; password?: string; passfile?: string; sslmode?: string; dbname?: string };
+type RawConnection = string | { host?: string; port?: number | string; user?: string; password?: string; passfile?: string; sslmode?: string; dbname?: string };
 
 export function pgSettings(target: Target): PgSettings {
   const s = target.settings as { connection: RawConnection; databases?: string[] | 'all'; globals?: boolean; pg_dump_path?: string; connect_timeout?: number };
@@ -56,7 +56,7 @@ export function parseConnection(raw: RawConnection, target: Pick<Target, 'name' 
   }
   return {
     host: raw.host ?? '127.0.0.1',
-    port: raw.port ?? 5432,
+    port: raw.port === undefined ? 5432 : Number(raw.port),
     user: raw.user,
     password: raw.password,
     passfile: raw.passfile ? path.resolve(target.baseDir, raw.passfile) : undefined,
