@@ -115,6 +115,23 @@ ${target}`;
         expected: 'target store: pg_dump 9.6 (',
       },
     ];
+    // A server that accepts connections and never answers: the wait is bounded by connect_timeout.
+    const net = await import('node:net');
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentPort = (silent.address() as { port: number }).port;
+    cases.push({
+      name: 'a server that never answers',
+      target: `  store:\n    engine: postgres\n    connection: { host: 127.0.0.1, port: ${silentPort}, user: postgres, password: "\${env:PG_PASSWORD}" }\n    connect_timeout: 2\n    databases: [store]\n    schedule: nightly\n`,
+      expected: `target store: cannot connect to PostgreSQL at 127.0.0.1:${silentPort}, database "store": timed out after 2s`,
+    });
+    // A passfile (libpq format) instead of a password in the environment works, and a wrong one says so.
+    writeFileSync(path.join(t.dir, 'errs-pgpass'), `127.0.0.1:*:*:postgres:wrong-${server.password}\n`, { mode: 0o600 });
+    cases.push({
+      name: 'passfile with a wrong password',
+      target: `  store:\n    engine: postgres\n    connection: { host: 127.0.0.1, port: "\${env:PG_PORT}", user: postgres, passfile: ../errs-pgpass }\n    databases: [store]\n    schedule: nightly\n`,
+      expected: `target store: cannot connect to PostgreSQL at 127.0.0.1:${server.port}, database "store": password authentication failed for user "postgres"`,
+    });
     const old = path.join(t.dir, 'errs', 'old');
     (await import('node:fs')).mkdirSync(old, { recursive: true });
     writeFileSync(path.join(old, 'pg_dump'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 9.6.24"\n');
@@ -132,6 +149,13 @@ ${target}`;
       // Nothing half-written is left as a backup.
       expect(filesUnder(path.join(t.dir, 'errs', 'backups')).filter((f) => !f.startsWith('runs/'))).toEqual([]);
     }
+    silent.close();
+
+    // The same passfile with the right password: the backup works without PGPASSWORD anywhere.
+    writeFileSync(path.join(t.dir, 'errs-pgpass'), `127.0.0.1:*:*:postgres:${server.password}\n`, { mode: 0o600 });
+    writeFileSync(path.join(t.dir, 'errs', 'bkp.yaml'), policy(cases[cases.length - 1]!.target));
+    const ok = await bkp(['apply', '-c', path.join(t.dir, 'errs', 'bkp.yaml'), '--auto-approve'], { env: { PG_PORT: String(server.port) } });
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
   }, 120_000);
 
   it('databases: all finds every database; a failing one does not stop the others, is not pruned, and its error is kept', async () => {
