@@ -222,7 +222,7 @@ describe('files provider', () => {
     await rm(path.join(dir, 'vol'), { recursive: true });
     expect(await filesProvider.restoreTarget(t, 'files', { force: false })).toEqual({ destination: live, hasData: false, safety: { unit: 'files' } });
     const result = await filesProvider.restore(t, 'files', createReadStream(file), manifest(facts), { force: false }, ctx);
-    expect(result).toEqual({ destination: '/', details: ['1 files restored'] });
+    expect(result).toEqual({ destination: live, details: ['1 files restored'] });
     expect(await readFile(path.join(dir, 'vol/sub/state.json'), 'utf8')).toBe('{"v":1}');
   });
 

@@ -149,6 +149,31 @@ async function main(argv: string[]): Promise<number> {
         .demandCommand(1, 'bkp retention: give a subcommand (test)'),
     )
     .command(
+      'diff [old] [new]',
+      'what a policy change does: changed fields, and how many existing backups it would prune',
+      (y) =>
+        config(y)
+          .positional('old', { type: 'string', describe: 'the policy before (or use --base-ref)' })
+          .positional('new', { type: 'string', describe: 'the policy after (default: -c)' })
+          .option('base-ref', { type: 'string', describe: 'read the old policy from this git ref (the -c file at that ref)' })
+          .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
+          .option('detailed-exitcode', { type: 'boolean', default: false, describe: 'exit 2 when existing backups would be pruned' })
+          .option('impact', { type: 'boolean', default: true, describe: 'read the catalog to count backups the change would prune (--no-impact skips it)' }),
+      (a) =>
+        run(async () =>
+          (await import('./commands/diff.js')).diffCommand({
+            old: a.old,
+            new: a.new,
+            config: a.config,
+            baseRef: a.baseRef,
+            format: a.format,
+            now: a.now,
+            detailedExitcode: a.detailedExitcode,
+            impact: a.impact,
+          }),
+        ),
+    )
+    .command(
       'unlock <id>',
       'remove a stale lock',
       (y) => config(y).positional('id', { type: 'string', demandOption: true }),
