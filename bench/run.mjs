@@ -6,16 +6,27 @@
 //      (730k files, generated once and cached under os.tmpdir()/bkp-bench-cache/), timed end to
 //      end as `node bin/bkp plan -c POLICY --now ISO --json --allow-mass-prune > /dev/null`;
 //   2. start-up: `node bin/bkp --version`, `node bin/bkp validate -c examples/quickstart.yaml`,
-//      and `node -e 0` as the floor.
+//      and `node -e 0` as the floor;
+//   3. postgres (issue 3): `bkp backup` of a generated PostgreSQL database (~100 MiB and >= 1 GiB)
+//      against raw `pg_dump -Fc`, borgmatic + borg and pgBackRest, on a private server the bench
+//      starts (bench/lib/pg-bench.mjs says how). Needs PostgreSQL 15 (and, for the peers, the
+//      Debian packages borgmatic, borgbackup, pgbackrest); takes several minutes.
 // A measurement that misses its goal is profiled once with `node --cpu-prof`.
 //
-// Options: --targets N (1000)  --days N (365)  --plan-runs N (3)  --startup-runs N (10)
+// Options: --only plan|startup|postgres (repeatable or comma-separated; default: all three)
+//          --targets N (1000)  --days N (365)  --plan-runs N (3)  --startup-runs N (10)
 //          --no-cache (generate into the temp folder, removed at the end)
 //          --clean-cache (remove os.tmpdir()/bkp-bench-cache first)
 //          --profile (profile every measurement)  --no-profile (never profile)
+//          --pg-runs N (3)  --pg-warmup N (1)  --pg-small-mib N (100)  --pg-large-mib N (1024)
+//          --pg-peers-small (also run borgmatic and pgBackRest on the small database)
+//          --no-borg-repeat (skip borgmatic's second-archive row)
+//          --install-peers (apt-get install borgmatic borgbackup pgbackrest when missing; root)
+// bench/results/latest.json keeps the last results of every section: a run of some sections
+// replaces theirs and keeps the others'.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +35,8 @@ import { cacheRoot, ensureCatalog, policyYaml } from './lib/fixture.mjs';
 import { RSS_METHOD, runNode } from './lib/measure.mjs';
 import { printProfile, profileCli } from './lib/profile.mjs';
 import { fmtKb, fmtMs, median, percentile } from './lib/stats.mjs';
+import { runPostgresBench } from './lib/pg-bench.mjs';
+import { stopAllSync } from './lib/postgres.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -36,8 +49,26 @@ const { values: opt } = parseArgs({
     'clean-cache': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    'pg-runs': { type: 'string', default: '3' },
+    'pg-warmup': { type: 'string', default: '1' },
+    'pg-small-mib': { type: 'string', default: '100' },
+    'pg-large-mib': { type: 'string', default: '1024' },
+    'pg-peers-small': { type: 'boolean', default: false },
+    'no-borg-repeat': { type: 'boolean', default: false },
+    'install-peers': { type: 'boolean', default: false },
   },
 });
+
+const SECTIONS = ['plan', 'startup', 'postgres'];
+const only = (opt.only ?? SECTIONS).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+for (const x of only) {
+  if (!SECTIONS.includes(x)) {
+    process.stderr.write(`bench: unknown section "${x}" for --only (one of ${SECTIONS.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const want = Object.fromEntries(SECTIONS.map((x) => [x, only.includes(x)]));
 
 const PARAMS = { targets: Number(opt.targets), days: Number(opt.days), lastBackupDay: '2026-11-21', hourUtc: 23 };
 // Half an hour after tonight's 23:00 fire: every target is due (one backup each) and retention
@@ -61,6 +92,7 @@ const cleanup = () => rmSync(tempDir, { recursive: true, force: true });
 process.on('exit', cleanup);
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
+    stopAllSync();
     cleanup();
     process.exit(130);
   });
@@ -132,18 +164,24 @@ function summarizePlan(json) {
 
 // ---- 1. plan over a big catalog ----------------------------------------------------------------
 const info = machine();
+const measurements = [];
+let fixture;
+let policyMs;
+let planShape;
+let refusal;
+const cache = !opt['no-cache'];
+if (want.plan) {
 if (opt['clean-cache']) {
   log(`removing the fixture cache ${cacheRoot()}`);
   rmSync(cacheRoot(), { recursive: true, force: true });
 }
-const cache = !opt['no-cache'];
 log(`fixture: ${PARAMS.targets} targets × ${PARAMS.days} nightly backups (${2 * PARAMS.targets * PARAMS.days} files)…`);
-const fixture = ensureCatalog(PARAMS, { cache, tempDir, log });
+fixture = ensureCatalog(PARAMS, { cache, tempDir, log });
 log(fixture.reused ? `fixture reused from ${fixture.dir}` : `fixture generated in ${fmtMs(fixture.generation.ms)} at ${fixture.dir}`);
 const policyFile = path.join(tempDir, 'bkp.yaml');
 const tPolicy = process.hrtime.bigint();
 writeFileSync(policyFile, policyYaml(PARAMS, fixture));
-const policyMs = Number(process.hrtime.bigint() - tPolicy) / 1e6;
+policyMs = Number(process.hrtime.bigint() - tPolicy) / 1e6;
 
 // The steady state: a year of dailies kept (keep_daily 400), so tonight's plan is one backup per
 // target and no prune, but retention still walks all 365,000 backups. This is the goal measurement.
@@ -158,7 +196,6 @@ const massArgs = [...planArgs, '--allow-mass-prune'];
 
 log('plan without --allow-mass-prune (expected to be refused)…');
 const refused = runNode('bin/bkp', planArgs, { cwd: ROOT, stdout: 'capture' });
-let refusal;
 try {
   const s = summarizePlan(refused.stdout);
   refusal = { exit_code: refused.status, errors: s.diagnostics.filter((d) => d.startsWith('error')).length, first_error: s.diagnostics.find((d) => d.startsWith('error')) };
@@ -168,7 +205,6 @@ try {
 
 log('plan with --allow-mass-prune, once, to count its actions…');
 const counted = runNode('bin/bkp', massArgs, { cwd: ROOT, stdout: 'capture' });
-let planShape;
 try {
   planShape = { exit_code: counted.status, ...summarizePlan(counted.stdout) };
 } catch (err) {
@@ -177,13 +213,9 @@ try {
 
 const planM = timed('plan (big catalog)', 'bin/bkp', massArgs, { runs: PLAN_RUNS, rss: true, warmup: 0 });
 
-// ---- 2. start-up -------------------------------------------------------------------------------
-const floorM = timed('node -e 0', '-e', ['0'], { runs: STARTUP_RUNS });
-const versionM = timed('bkp --version', 'bin/bkp', ['--version'], { runs: STARTUP_RUNS });
-const validateM = timed('bkp validate quickstart', 'bin/bkp', ['validate', '-c', 'examples/quickstart.yaml'], { runs: STARTUP_RUNS });
-
-const measurements = [
+measurements.push(
   {
+    section: 'plan',
     name: `plan, ${PARAMS.targets} targets × ${PARAMS.days} backups, steady state (keep_daily 400: ${PARAMS.targets} backups, 0 prunes)`,
     command: `node bin/bkp ${steadyArgs.map((a) => (a === steadyFile ? 'POLICY' : a)).join(' ')} > /dev/null`,
     args: steadyArgs,
@@ -193,6 +225,7 @@ const measurements = [
     met: steadyM.median_ms <= GOAL_PLAN_MS && steadyM.exit_codes.every((c) => c === 0),
   },
   {
+    section: 'plan',
     name: `plan, ${PARAMS.targets} targets × ${PARAMS.days} backups, retention cut to 7/4/12 (prunes ~345 per target)`,
     command: `node bin/bkp ${massArgs.map((a) => (a === policyFile ? 'POLICY' : a)).join(' ')} > /dev/null`,
     args: massArgs,
@@ -201,8 +234,18 @@ const measurements = [
     goal_ms: GOAL_PLAN_MS,
     met: planM.median_ms <= GOAL_PLAN_MS && planM.exit_codes.every((c) => c === 0),
   },
-  { name: 'bkp --version', command: 'node bin/bkp --version', args: ['--version'], runs: STARTUP_RUNS, ...versionM, goal_ms: GOAL_STARTUP_MS, met: versionM.median_ms <= GOAL_STARTUP_MS },
+);
+}
+
+// ---- 2. start-up -------------------------------------------------------------------------------
+if (want.startup) {
+const floorM = timed('node -e 0', '-e', ['0'], { runs: STARTUP_RUNS });
+const versionM = timed('bkp --version', 'bin/bkp', ['--version'], { runs: STARTUP_RUNS });
+const validateM = timed('bkp validate quickstart', 'bin/bkp', ['validate', '-c', 'examples/quickstart.yaml'], { runs: STARTUP_RUNS });
+measurements.push(
+  { section: 'startup', name: 'bkp --version', command: 'node bin/bkp --version', args: ['--version'], runs: STARTUP_RUNS, ...versionM, goal_ms: GOAL_STARTUP_MS, met: versionM.median_ms <= GOAL_STARTUP_MS },
   {
+    section: 'startup',
     name: 'bkp validate quickstart',
     command: 'node bin/bkp validate -c examples/quickstart.yaml',
     args: ['validate', '-c', 'examples/quickstart.yaml'],
@@ -211,13 +254,33 @@ const measurements = [
     goal_ms: GOAL_STARTUP_MS,
     met: validateM.median_ms <= GOAL_STARTUP_MS && validateM.exit_codes.every((c) => c === 0),
   },
-  { name: 'node -e 0 (floor)', command: 'node -e 0', runs: STARTUP_RUNS, ...floorM, goal_ms: undefined, met: undefined },
-];
+  { section: 'startup', name: 'node -e 0 (floor)', command: 'node -e 0', runs: STARTUP_RUNS, ...floorM, goal_ms: undefined, met: undefined },
+);
+}
 
-// ---- 3. report ---------------------------------------------------------------------------------
+// ---- 3. PostgreSQL -------------------------------------------------------------------------------
+let postgres;
+if (want.postgres) {
+  log('postgres: bkp backup against raw pg_dump, borgmatic + borg and pgBackRest…');
+  postgres = await runPostgresBench({
+    root: ROOT,
+    tempDir,
+    log,
+    runs: Number(opt['pg-runs']),
+    warmup: Number(opt['pg-warmup']),
+    smallMiB: Number(opt['pg-small-mib']),
+    largeMiB: Number(opt['pg-large-mib']),
+    peersOnSmall: opt['pg-peers-small'],
+    borgRepeat: !opt['no-borg-repeat'],
+    installPeers: opt['install-peers'],
+    profile: opt['no-profile'] ? 'never' : opt.profile ? 'always' : 'auto',
+  });
+}
+
+// ---- 4. report ---------------------------------------------------------------------------------
 print(`## bkp bench — ${info.date}`);
 print();
-print(`Machine: ${info.cores} cores (${info.cpu}), ${info.memory_gib} GiB, ${info.os}; node ${info.node}; bkp at ${info.git_head ?? '?'}.`);
+print(`Machine: ${info.cores} cores (${info.cpu}), ${info.memory_gib} GiB, ${info.os}; node ${info.node}; bkp at ${info.git_head ?? '?'}. Sections: ${only.join(', ')}.`);
 const loadEnd = os.loadavg()[0];
 info.loadavg_1m_at_end = +loadEnd.toFixed(2);
 const busy = info.loadavg_1m_at_start > info.cores / 2;
@@ -226,41 +289,47 @@ print(
     (busy ? ' — the machine was busy with other work, so figures are noisier and slower than on an idle machine.' : '.'),
 );
 print(`Figures are medians of real process runs (wall clock from spawn to exit); peak RSS by ${info.rss_method}.`);
-print(
-  `Fixture: ${PARAMS.targets} files targets × ${PARAMS.days} nightly backups = ${fixture.generation.files.toLocaleString('en')} files in one local storage; ` +
-    (fixture.reused
-      ? `reused from the cache (${fixture.dir}; generated ${fixture.generation.generated_at} in ${fmtMs(fixture.generation.ms)}).`
-      : `generated in ${fmtMs(fixture.generation.ms)}${cache ? `, cached in ${fixture.dir}` : ''}.`) +
-    ` Policy file written in ${fmtMs(policyMs)}. --now ${NOW}.`,
-);
-print();
-print('| measurement | median | p90 or peak RSS | goal | met? |');
-print('|---|---:|---:|---:|---|');
-for (const m of measurements) {
-  const second = m.peak_rss_kb !== undefined ? `peak RSS ${fmtKb(m.peak_rss_kb)}` : `p90 ${fmtMs(m.p90_ms)}`;
-  const runsNote = ` (${m.runs} runs)`;
-  const bad = m.exit_codes.some((c) => c !== 0) ? ` — exit ${m.exit_codes.join('/')}` : '';
-  const met = m.met === undefined ? '— (reference)' : m.met ? 'yes' : `**no**${bad}`;
-  print(`| ${m.name}${runsNote} | ${fmtMs(m.median_ms)} | ${second} | ${m.goal_ms ? `≤ ${fmtMs(m.goal_ms)}` : '—'} | ${met} |`);
-}
-print();
-if (planShape.error) {
-  print(`Plan: ${planShape.error} (exit ${planShape.exit_code}). ${planShape.stderr ?? ''}`);
-} else {
-  const kinds = Object.entries(planShape.by_kind)
-    .map(([k, n]) => `${n.toLocaleString('en')} ${k}`)
-    .join(', ');
-  const ppt = planShape.prunes_per_target;
+if (want.plan) {
   print(
-    `Plan did real work: ${planShape.actions.toLocaleString('en')} actions over ${planShape.targets} targets (${kinds}); ` +
-      (ppt ? `prunes per target min ${ppt.min} / median ${ppt.median} / max ${ppt.max}; ` : '') +
-      `exit ${planShape.exit_code}.`,
+    `Fixture: ${PARAMS.targets} files targets × ${PARAMS.days} nightly backups = ${fixture.generation.files.toLocaleString('en')} files in one local storage; ` +
+      (fixture.reused
+        ? `reused from the cache (${fixture.dir}; generated ${fixture.generation.generated_at} in ${fmtMs(fixture.generation.ms)}).`
+        : `generated in ${fmtMs(fixture.generation.ms)}${cache ? `, cached in ${fixture.dir}` : ''}.`) +
+      ` Policy file written in ${fmtMs(policyMs)}. --now ${NOW}.`,
   );
 }
-print(
-  `Without --allow-mass-prune the plan is refused: exit ${refusal.exit_code}` +
-    (refusal.first_error ? `, ${refusal.errors} error diagnostics, e.g. "${refusal.first_error}".` : refusal.stderr ? `: ${refusal.stderr}` : '.'),
-);
+if (measurements.length > 0) {
+  print();
+  print('| measurement | median | p90 or peak RSS | goal | met? |');
+  print('|---|---:|---:|---:|---|');
+  for (const m of measurements) {
+    const second = m.peak_rss_kb !== undefined ? `peak RSS ${fmtKb(m.peak_rss_kb)}` : `p90 ${fmtMs(m.p90_ms)}`;
+    const runsNote = ` (${m.runs} runs)`;
+    const bad = m.exit_codes.some((c) => c !== 0) ? ` — exit ${m.exit_codes.join('/')}` : '';
+    const met = m.met === undefined ? '— (reference)' : m.met ? 'yes' : `**no**${bad}`;
+    print(`| ${m.name}${runsNote} | ${fmtMs(m.median_ms)} | ${second} | ${m.goal_ms ? `≤ ${fmtMs(m.goal_ms)}` : '—'} | ${met} |`);
+  }
+}
+if (want.plan) {
+  print();
+  if (planShape.error) {
+    print(`Plan: ${planShape.error} (exit ${planShape.exit_code}). ${planShape.stderr ?? ''}`);
+  } else {
+    const kinds = Object.entries(planShape.by_kind)
+      .map(([k, n]) => `${n.toLocaleString('en')} ${k}`)
+      .join(', ');
+    const ppt = planShape.prunes_per_target;
+    print(
+      `Plan did real work: ${planShape.actions.toLocaleString('en')} actions over ${planShape.targets} targets (${kinds}); ` +
+        (ppt ? `prunes per target min ${ppt.min} / median ${ppt.median} / max ${ppt.max}; ` : '') +
+        `exit ${planShape.exit_code}.`,
+    );
+  }
+  print(
+    `Without --allow-mass-prune the plan is refused: exit ${refusal.exit_code}` +
+      (refusal.first_error ? `, ${refusal.errors} error diagnostics, e.g. "${refusal.first_error}".` : refusal.stderr ? `: ${refusal.stderr}` : '.'),
+  );
+}
 
 // ---- profiles of what missed its goal ---------------------------------------------------------
 const profiles = [];
@@ -270,7 +339,7 @@ if (!opt['no-profile']) {
     log(`profiling ${m.name}…`);
     try {
       const p = profileCli(ROOT, m.args, { intervalUs: m.median_ms > 1000 ? 500 : 100 });
-      profiles.push({ measurement: m.name, ...p });
+      profiles.push({ section: m.section, measurement: m.name, ...p });
       printProfile(m.name, p, print);
     } catch (err) {
       print(`\nProfile of ${m.name} failed: ${err.message}`);
@@ -278,17 +347,42 @@ if (!opt['no-profile']) {
   }
 }
 
+if (postgres) {
+  print();
+  print(`### PostgreSQL`);
+  print();
+  for (const line of postgres.lines) print(line);
+}
+
+// ---- results: merged with what the file holds for the sections that did not run ----------------
 const resultsDir = path.join(ROOT, 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
 writeFileSync(path.join(resultsDir, '.gitignore'), 'latest.json\n');
+const latestFile = path.join(resultsDir, 'latest.json');
+let previous = {};
+try {
+  if (existsSync(latestFile)) previous = JSON.parse(readFileSync(latestFile, 'utf8'));
+} catch {
+  previous = {};
+}
+// Entries written before sections existed: plan measurements are named "plan, …".
+const sectionOf = (m) => m.section ?? (m.name?.startsWith('plan') ? 'plan' : 'startup');
 const result = {
+  ...previous,
   machine: info,
-  params: { ...PARAMS, now: NOW, plan_runs: PLAN_RUNS, startup_runs: STARTUP_RUNS },
-  fixture: { dir: fixture.dir, cached: cache, reused: fixture.reused, generation: fixture.generation, policy_write_ms: policyMs },
-  measurements: measurements.map(({ args, ...m }) => m),
-  plan: planShape,
-  refused_without_allow_mass_prune: refusal,
-  profiles,
+  machine_by_section: { ...(previous.machine_by_section ?? {}), ...Object.fromEntries(only.map((x) => [x, info])) },
+  measurements: [
+    ...(previous.measurements ?? []).filter((m) => !want[sectionOf(m)]).map((m) => ({ section: sectionOf(m), ...m })),
+    ...measurements.map(({ args, ...m }) => m),
+  ],
+  profiles: [...(previous.profiles ?? []).filter((p) => !want[p.section ?? 'plan']), ...profiles],
 };
-writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
-log(`\nwrote bench/results/latest.json${cache ? `; the fixture stays cached in ${fixture.dir} (--clean-cache removes it)` : ''}`);
+if (want.plan) {
+  result.params = { ...PARAMS, now: NOW, plan_runs: PLAN_RUNS, startup_runs: STARTUP_RUNS };
+  result.fixture = { dir: fixture.dir, cached: cache, reused: fixture.reused, generation: fixture.generation, policy_write_ms: policyMs };
+  result.plan = planShape;
+  result.refused_without_allow_mass_prune = refusal;
+}
+if (postgres) result.postgres = { date: info.date, ...postgres.result };
+writeFileSync(latestFile, `${JSON.stringify(result, null, 2)}\n`);
+log(`\nwrote bench/results/latest.json${want.plan && cache ? `; the fixture stays cached in ${fixture.dir} (--clean-cache removes it)` : ''}`);

@@ -37,7 +37,8 @@ async function main(argv: string[]): Promise<number> {
       (y) =>
         config(y)
           .option('out', { type: 'string', describe: 'save the plan to this file for `bkp apply PLAN`' })
-          .option('json', { type: 'boolean', default: false })
+          .option('format', { choices: ['text', 'json', 'markdown'] as const, default: 'text' as const, describe: 'markdown: for a pull-request comment' })
+          .option('json', { type: 'boolean', default: false, describe: 'same as --format json' })
           .option('detailed-exitcode', { type: 'boolean', default: false, describe: 'exit 2 when the plan has changes' })
           .option('target', { type: 'string', array: true, describe: 'only this target (repeatable)' })
           .option('allow-mass-prune', { type: 'boolean', default: false }),
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
             config: a.config,
             now: a.now,
             out: a.out,
-            json: a.json,
+            format: a.json ? 'json' : a.format,
             detailedExitcode: a.detailedExitcode,
             target: a.target,
             allowMassPrune: a.allowMassPrune,
@@ -172,6 +173,32 @@ async function main(argv: string[]): Promise<number> {
             impact: a.impact,
           }),
         ),
+    )
+    .command(
+      'export <format>',
+      'the schedules for another scheduler: crontab lines, or Kubernetes CronJobs',
+      (y) =>
+        config(y)
+          .positional('format', { choices: ['crontab', 'k8s'] as const, demandOption: true })
+          .option('image', { type: 'string', describe: 'k8s: the bkp container image' })
+          .option('namespace', { type: 'string', describe: 'k8s: namespace (default: default)' })
+          .option('config-map', { type: 'string', describe: 'k8s: ConfigMap holding the policy (default: bkp-policy)' })
+          .option('secret', { type: 'string', describe: 'k8s: Secret holding the variables (default: bkp-secrets)' })
+          .option('workdir', { type: 'string', describe: 'crontab: folder the lines cd into (default: the policy file\'s)' }),
+      (a) =>
+        run(async () => {
+          const { exportCommand, exportDefaults } = await import('./commands/export.js');
+          const d = exportDefaults();
+          return exportCommand({
+            config: a.config,
+            format: a.format,
+            image: a.image ?? d.image,
+            namespace: a.namespace ?? d.namespace,
+            configMap: a.configMap ?? d.configMap,
+            secret: a.secret ?? d.secret,
+            workdir: a.workdir,
+          });
+        }),
     )
     .command(
       'unlock <id>',

@@ -56,7 +56,7 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/`/g, "'").replace(/
 export function renderDiffMarkdown(d: PolicyDiff): string {
   const out: string[] = [];
   const lost = d.summary.lost;
-  out.push(`${lost > 0 ? '⚠️ ' : ''}**bkp diff**: ${summaryText(d)}`, '');
+  out.push(`${lost > 0 ? '⚠️ ' : ''}**bkp diff**: ${summaryText(d).replace(/^Diff: /, '')}`, '');
   const icon = { added: '➕', changed: '✏️', removed: '➖' };
   for (const t of d.targets) {
     out.push(`### ${icon[t.change]} target \`${t.target}\` (${t.change})`);

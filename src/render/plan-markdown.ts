@@ -1,6 +1,6 @@
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { Action, Op, Plan } from '../planner/types.js';
-import { formatBytes } from './style.js';
+import { actionFields } from './plan-text.js';
 import { redact } from '../core/secrets.js';
 
 /**
@@ -26,102 +26,119 @@ export function renderPlanMarkdown(plan: Plan, opts: PlanMarkdownOptions = {}): 
 
   // The head is always shown: it says what the plan does even when nothing else fits.
   const head = [summaryLine(plan), '', metaLine(plan)].join('\n');
-
   const diagnostics = [...plan.diagnostics.filter((d) => d.severity === 'error'), ...plan.diagnostics.filter((d) => d.severity === 'warning')];
   const diagnosticBlocks: string[] = [];
   if (diagnostics.some((d) => d.severity === 'error')) diagnosticBlocks.push('**bkp apply refuses this plan** until these errors are fixed:\n');
   diagnosticBlocks.push(...diagnostics.map((d) => diagnosticLine(d)));
-
   const sections = targetSections(plan);
-  const unchanged = unchangedTargets(plan, sections);
+  const unchanged = unchangedLine(plan, sections);
   const total = plan.actions.length;
 
-  // Everything, if it fits.
-  const full = assemble(head, diagnosticBlocks, sections.map((s) => ({ section: s, rows: s.rows.length, details: true })), unchanged, '');
-  if (full.length < maxChars) return full;
-
-  // Otherwise rows come before details: take whole rows (targets in order) while they fit beside
-  // the longest note we might need, then add each shown target's details while they still fit.
+  // Everything, if it fits. Otherwise rows come before details: whole rows (targets in order)
+  // while they fit beside the longest note we might need, then each shown target's details while
+  // they still fit. Rows are built only as far as they fit: a plan of 300,000 actions costs a
+  // grouping pass, not a 100 MB string.
+  const whole = fit(head, diagnosticBlocks, sections, unchanged ? unchanged.length + 2 : 0, maxChars - 1);
+  if (whole.complete) return assemble(head, diagnosticBlocks, whole.chosen, unchanged, '');
   const reserve = truncationNote(total, total).length + diagnosticsTail(diagnosticBlocks.length).length + 16;
-  const budget = maxChars - reserve;
-  let used = head.length + 1;
+  const cut = fit(head, diagnosticBlocks, sections, 0, maxChars - reserve);
+  const shownRows = cut.chosen.reduce((n, c) => n + c.rows.length, 0);
+  const withDetails = cut.chosen.reduce((n, c) => n + (c.details ? c.rows.length : 0), 0);
+  const note = [truncationNote(total - shownRows, shownRows - withDetails), diagnosticsTail(diagnosticBlocks.length - cut.shownDiagnostics)]
+    .filter((x) => x !== '')
+    .join('\n\n');
+  const out = assemble(head, diagnosticBlocks.slice(0, cut.shownDiagnostics), cut.chosen, '', note);
+  if (out.length < maxChars) return out;
+  // Unreachable while redaction only shortens what was measured; the promise holds anyway.
+  const last = truncationNote(total, 0);
+  return `${out.slice(0, Math.max(0, maxChars - last.length - 4))}\n\n${last}\n`;
+}
+
+interface Section {
+  target: string;
+  /** The heading, the target's counts and its notes. */
+  heading: string;
+  actions: Action[];
+}
+
+interface Chosen {
+  section: Section;
+  /** The table rows shown: the first actions of the section. */
+  rows: string[];
+  details: boolean;
+}
+
+const TABLE_HEAD = '| | kind | unit | storage | backup | reason |\n|:-:|---|---|---|---|---|';
+
+/** What fits in `budget` characters (separators and the last newline counted exactly): diagnostics, then rows, then details. */
+function fit(head: string, diagnosticBlocks: string[], sections: Section[], tail: number, budget: number): { chosen: Chosen[]; shownDiagnostics: number; complete: boolean } {
+  let used = head.length + 1 + tail;
   let shownDiagnostics = 0;
   for (const b of diagnosticBlocks) {
-    if (used + b.length + 2 > budget) break;
-    used += b.length + 2;
+    // One part, its lines joined by a newline, after a blank line.
+    const size = b.length + (shownDiagnostics === 0 ? 2 : 1);
+    if (used + size > budget) break;
+    used += size;
     shownDiagnostics++;
   }
   const chosen: Chosen[] = [];
+  let complete = shownDiagnostics === diagnosticBlocks.length;
   for (const s of sections) {
-    let size = s.heading.length + 2 + (s.rows.length > 0 ? s.tableHead.length + 2 : 0);
-    if (used + size > budget) break;
-    let rows = 0;
-    for (const r of s.rows) {
+    let size = s.heading.length + 2 + (s.actions.length > 0 ? TABLE_HEAD.length + 2 : 0);
+    if (used + size > budget) {
+      complete = false;
+      break;
+    }
+    const rows: string[] = [];
+    for (const a of s.actions) {
+      const r = row(a);
       if (used + size + r.length + 1 > budget) break;
       size += r.length + 1;
-      rows++;
+      rows.push(r);
     }
-    if (rows === 0 && s.rows.length > 0) break;
+    if (rows.length === 0 && s.actions.length > 0) {
+      complete = false;
+      break;
+    }
     used += size;
     chosen.push({ section: s, rows, details: false });
-    if (rows < s.rows.length) break;
+    if (rows.length < s.actions.length) {
+      complete = false;
+      break;
+    }
   }
+  if (chosen.length < sections.length) complete = false;
   for (const c of chosen) {
-    const d = detailsBlock(c.section, c.rows);
-    if (d === '' || used + d.length + 2 > budget) continue;
+    const d = detailsBlock(c.section, c.rows.length);
+    if (d === '') continue;
+    if (used + d.length + 2 > budget) {
+      complete = false;
+      continue;
+    }
     used += d.length + 2;
     c.details = true;
   }
-  const shownRows = chosen.reduce((n, c) => n + c.rows, 0);
-  const withDetails = chosen.reduce((n, c) => n + (c.details ? c.rows : 0), 0);
-  const note = [truncationNote(total - shownRows, shownRows - withDetails), diagnosticsTail(diagnosticBlocks.length - shownDiagnostics)].filter((x) => x !== '').join('\n\n');
-  const cut = assemble(head, diagnosticBlocks.slice(0, shownDiagnostics), chosen, [], note);
-  if (cut.length < maxChars) return cut;
-  // Unreachable while redaction only shortens what was measured above; the promise holds anyway.
-  const last = truncationNote(total, 0);
-  return `${cut.slice(0, Math.max(0, maxChars - last.length - 4))}\n\n${last}\n`;
+  return { chosen, shownDiagnostics, complete };
 }
 
 function diagnosticsTail(hidden: number): string {
   return hidden > 0 ? `_… and ${hidden} more errors or warnings not shown._` : '';
 }
 
-interface Section {
-  target: string;
-  /** The heading and the target's notes. */
-  heading: string;
-  tableHead: string;
-  rows: string[];
-  actions: Action[];
-}
-
-interface Chosen {
-  section: Section;
-  rows: number;
-  details: boolean;
-}
-
-function assemble(head: string, diagnostics: string[], chosen: Chosen[], unchanged: string[], note: string): string {
+function assemble(head: string, diagnostics: string[], chosen: Chosen[], unchanged: string, note: string): string {
   const parts = [head];
   if (diagnostics.length > 0) parts.push(diagnostics.join('\n'));
   for (const c of chosen) {
     parts.push(c.section.heading);
-    if (c.section.rows.length > 0) parts.push([c.section.tableHead, ...c.section.rows.slice(0, c.rows)].join('\n'));
-    if (c.details) {
-      const d = detailsBlock(c.section, c.rows);
-      if (d) parts.push(d);
-    }
+    if (c.rows.length > 0) parts.push([TABLE_HEAD, ...c.rows].join('\n'));
+    if (c.details) parts.push(detailsBlock(c.section, c.rows.length));
   }
-  if (unchanged.length > 0) parts.push(`No changes for ${unchanged.map((t) => code(t, false)).join(', ')}.`);
+  if (unchanged) parts.push(unchanged);
   if (note) parts.push(note);
   return `${redact(parts.join('\n\n'))}\n`;
 }
 
 /** `**bkp plan**: 3 to create, 0 to change, 41 to delete ⚠️`, or `**bkp plan**: No changes.` */
-export function markdownSummaryLine(plan: Plan): string {
-  return summaryLine(plan);
-}
-
 function summaryLine(plan: Plan): string {
   const { create, update, delete: del } = plan.summary;
   if (create + update + del === 0) return '**bkp plan**: No changes.';
@@ -139,23 +156,26 @@ function diagnosticLine(d: Diagnostic): string {
 
 /** The targets that have actions or notes, sorted by name (code units, not locale: byte-stable). */
 function targetSections(plan: Plan): Section[] {
-  const names = new Set<string>();
-  for (const a of plan.actions) names.add(a.target);
-  for (const n of plan.notes) names.add(n.target);
-  return [...names].sort(byCodeUnits).map((target) => {
-    const actions = plan.actions.filter((a) => a.target === target);
-    const notes = plan.notes.filter((n) => n.target === target);
+  const actions = new Map<string, Action[]>();
+  const notes = new Map<string, Plan['notes']>();
+  for (const a of plan.actions) {
+    const l = actions.get(a.target);
+    if (l) l.push(a);
+    else actions.set(a.target, [a]);
+  }
+  for (const n of plan.notes) {
+    const l = notes.get(n.target);
+    if (l) l.push(n);
+    else notes.set(n.target, [n]);
+  }
+  return [...new Set([...actions.keys(), ...notes.keys()])].sort(byCodeUnits).map((target) => {
+    const mine = actions.get(target) ?? [];
     const lines = [`### ${text(target)}`];
-    if (actions.length > 0) lines.push('', countsLine(actions));
-    if (notes.length > 0) lines.push('', ...notes.map((n) => `- ℹ️ **Note:** ${n.unit ? `${text(n.unit)}: ` : ''}${text(n.message)}`));
-    const heading = lines.join('\n');
-    return {
-      target,
-      heading,
-      tableHead: '| | kind | unit | storage | backup | reason |\n|:-:|---|---|---|---|---|',
-      rows: actions.map(row),
-      actions,
-    };
+    if (mine.length > 0) lines.push('', countsLine(mine));
+    for (const [i, n] of (notes.get(target) ?? []).entries()) {
+      lines.push(...(i === 0 ? [''] : []), `- ℹ️ **Note:** ${n.unit ? `${text(n.unit)}: ` : ''}${text(n.message)}`);
+    }
+    return { target, heading: lines.join('\n'), actions: mine };
   });
 }
 
@@ -166,10 +186,12 @@ function countsLine(actions: Action[]): string {
   return `${parts.join(', ')}${prunes > 0 ? ` (**${prunes} ${prunes === 1 ? 'backup' : 'backups'} pruned** ⚠️)` : ''}`;
 }
 
-function unchangedTargets(plan: Plan, sections: Section[]): string[] {
-  if (plan.actions.length === 0) return [];
+/** `No changes for `a`, `b`.` when some targets have changes and others none. */
+function unchangedLine(plan: Plan, sections: Section[]): string {
+  if (plan.actions.length === 0) return '';
   const shown = new Set(sections.map((s) => s.target));
-  return plan.targets.filter((t) => !shown.has(t)).sort(byCodeUnits);
+  const rest = plan.targets.filter((t) => !shown.has(t)).sort(byCodeUnits);
+  return rest.length > 0 ? `No changes for ${rest.map((t) => code(t, false)).join(', ')}.` : '';
 }
 
 function row(a: Action): string {
@@ -204,7 +226,7 @@ function detailsBlock(s: Section, rows: number): string {
     if (lines.length > 0) lines.push('');
     lines.push(`# ${oneLine(a.target)}${a.unit ? `/${oneLine(a.unit)}` : ''}: ${oneLine(a.reason)}`);
     lines.push(`${sym} ${address(a)} {`);
-    const fs = fields(a);
+    const fs = actionFields(a);
     const width = Math.max(...fs.map(([k]) => k.length));
     for (const [k, v] of fs) lines.push(`${sym}     ${k.padEnd(width)} = ${JSON.stringify(oneLine(v))}`);
     lines.push(`${sym} }`);
@@ -213,37 +235,6 @@ function detailsBlock(s: Section, rows: number): string {
   const fence = '`'.repeat(Math.max(3, longestRun(body, '`') + 1));
   const what = actions.length === 1 ? 'the action' : `the ${actions.length} actions`;
   return `<details><summary>Details of ${what} on ${escapeHtml(s.target)}</summary>\n\n${fence}diff\n${body}\n${fence}\n\n</details>`;
-}
-
-/** Fields of each action, in order (as in the text view). */
-function fields(a: Action): [string, string][] {
-  switch (a.kind) {
-    case 'backup':
-      return [
-        ['storage', a.storage],
-        ['kind', a.backup_kind],
-        ['engine', a.after.engine],
-      ];
-    case 'prune':
-      return [
-        ['storage', a.storage],
-        ['id', a.before.id],
-        ['kind', a.before.kind],
-        ['started_at', a.before.started_at],
-        ['size', formatBytes(a.before.size)],
-      ];
-    case 'cleanup':
-      return [
-        ['storage', a.storage],
-        ['key', a.before.key],
-        ['size', formatBytes(a.before.size)],
-        ...(a.before.modified_at ? ([['modified_at', a.before.modified_at]] as [string, string][]) : []),
-      ];
-    default: {
-      const never: never = a;
-      return never;
-    }
-  }
 }
 
 function address(a: Action): string {

@@ -10,7 +10,7 @@ function colorFor(style: ChalkInstance, op: Op): (s: string) => string {
 }
 
 /** Fields shown in the block of each action, in order: what a reviewer needs, nothing more. */
-function fields(a: Action): [string, string][] {
+export function actionFields(a: Action): [string, string][] {
   switch (a.kind) {
     case 'backup':
       return [
@@ -31,6 +31,7 @@ function fields(a: Action): [string, string][] {
         ['storage', a.storage],
         ['key', a.before.key],
         ['size', formatBytes(a.before.size)],
+        ...(a.before.modified_at ? ([['modified_at', a.before.modified_at]] as [string, string][]) : []),
       ];
     default: {
       const never: never = a;
@@ -67,7 +68,7 @@ export function renderPlanText(plan: Plan, style: ChalkInstance): string {
       const sym = SYMBOL[a.op];
       out.push(style.bold(`  # ${a.target}${a.unit ? `/${a.unit}` : ''}: ${a.reason}`));
       out.push(c(`  ${sym} ${address(a)} {`));
-      const fs = fields(a);
+      const fs = actionFields(a);
       const width = Math.max(...fs.map(([k]) => k.length));
       for (const [k, v] of fs) out.push(c(`      ${sym} ${k.padEnd(width)} = "${v}"`));
       out.push(c('    }'), '');

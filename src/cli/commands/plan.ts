@@ -9,7 +9,7 @@ export interface PlanArgs {
   config: string;
   now?: string;
   out?: string;
-  json: boolean;
+  format: 'text' | 'json' | 'markdown';
   detailedExitcode: boolean;
   target?: string[];
   allowMassPrune: boolean;
@@ -29,8 +29,14 @@ export async function planCommand(args: PlanArgs): Promise<number> {
       throw new UserError(`cannot write the plan file ${args.out}: ${(err as Error).message}`);
     }
   }
-  write(args.json ? renderPlanJson(plan) : renderPlanText(plan, stdoutStyle()));
-  if (args.out && !args.json) write(`\nSaved the plan to ${args.out}. To perform exactly these actions, run:\n  bkp apply ${args.out}`);
+  if (args.format === 'markdown') {
+    // Posted as is in a pull request: nothing but the Markdown on stdout, errors included.
+    const { renderPlanMarkdown } = await import('../../render/plan-markdown.js');
+    write(renderPlanMarkdown(plan));
+  } else {
+    write(args.format === 'json' ? renderPlanJson(plan) : renderPlanText(plan, stdoutStyle()));
+    if (args.out && args.format === 'text') write(`\nSaved the plan to ${args.out}. To perform exactly these actions, run:\n  bkp apply ${args.out}`);
+  }
   if (plan.diagnostics.some((d) => d.severity === 'error')) return 1;
   return args.detailedExitcode && hasChanges(plan) ? 2 : 0;
 }
