@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makePlan } from '../src/planner/plan.js';
-import type { Action, ObservedState, PlanOptions, PruneAction } from '../src/planner/types.js';
+import type { Action, CopyAction, ObservedState, PlanOptions, PruneAction } from '../src/planner/types.js';
 import type { Policy } from '../src/policy/types.js';
 import { backup, nightly, observed, policyWith } from './helpers/fixtures.js';
 
@@ -146,5 +146,43 @@ describe('planner: safety and cleanup', () => {
   it('is deterministic: same inputs, same plan', () => {
     const o = observed(nightly('2026-10-01', 40));
     expect(JSON.stringify(plan(policyWith(), o))).toBe(JSON.stringify(plan(policyWith(), o)));
+  });
+});
+
+describe('planner: copies to other storages', () => {
+  const two = (opts: Parameters<typeof policyWith>[0] = {}) => policyWith({ storages: ['local', 'offsite'], ...opts });
+  const copies = (actions: Action[]) => actions.filter((a): a is CopyAction => a.kind === 'copy');
+
+  it('a storage added later gets every backup its retention keeps, and tonight\'s once it exists', () => {
+    const p = plan(two({ retention: { keep_daily: 7 } }), observed(nightly('2026-11-16', 5), { storages: ['local', 'offsite'] }));
+    expect(kinds(p.actions)).toEqual(['create backup', 'create copy', 'create copy', 'create copy', 'create copy', 'create copy', 'create copy']);
+    const c = copies(p.actions);
+    expect(c.map((x) => x.source.started_at?.slice(0, 10) ?? 'new')).toEqual(['2026-11-16', '2026-11-17', '2026-11-18', '2026-11-19', '2026-11-20', 'new']);
+    expect(c[5]).toMatchObject({ storage: 'offsite', source: { storage: 'local' }, requires: 'backup.app.files' });
+    expect(c[0]!.reason).toBe('copy: local holds it and offsite does not; kept there by daily snapshot');
+  });
+
+  it('only what the other storage keeps is copied: nothing is copied just to be pruned', () => {
+    const p = plan(two({ retention: { keep_daily: 30 }, storageRetention: { offsite: { keep_last: 2 } } }), observed(nightly('2026-11-16', 5), { storages: ['local', 'offsite'] }));
+    expect(copies(p.actions).map((x) => x.source.started_at?.slice(0, 10) ?? 'new')).toEqual(['2026-11-20', 'new']);
+  });
+
+  it('prunes in the other storage wait for the copy of tonight\'s backup', () => {
+    const local = nightly('2026-11-18', 3);
+    const off = local.map((b) => ({ ...b, storage: 'offsite' }));
+    const p = plan(two({ retention: { keep_last: 2 } }), observed([...local, ...off], { storages: ['local', 'offsite'] }));
+    const prunes = p.actions.filter((a): a is PruneAction => a.kind === 'prune');
+    expect(prunes.map((x) => `${x.storage} ${x.before.started_at.slice(0, 10)} after ${x.requires}`)).toEqual([
+      'local 2026-11-18 after backup.app.files',
+      'local 2026-11-19 after backup.app.files',
+      'offsite 2026-11-18 after copy.offsite.app.files.new',
+      'offsite 2026-11-19 after copy.offsite.app.files.new',
+    ]);
+  });
+
+  it('in step: same backups in both storages and nothing due means no changes', () => {
+    const local = nightly('2026-11-19', 3);
+    const p = plan(two(), observed([...local, ...local.map((b) => ({ ...b, storage: 'offsite' }))], { storages: ['local', 'offsite'] }));
+    expect(p.actions).toEqual([]);
   });
 });

@@ -1,6 +1,8 @@
 import pLimit from 'p-limit';
 import type { Policy, Target } from '../policy/types.js';
-import type { Action, BackupAction, CleanupAction, Plan, PruneAction } from '../planner/types.js';
+import type { Action, BackupAction, CleanupAction, CopyAction, Manifest, Plan, PruneAction } from '../planner/types.js';
+import type { Storage } from '../storage/types.js';
+import { copyBackup } from './copy-backup.js';
 import type { Clock } from '../core/clock.js';
 import type { ActionOutput, ActionResult, ApplyEvent } from './events.js';
 import type { OpenStorages } from './observe.js';
@@ -77,6 +79,8 @@ function groupByTarget(actions: Action[]): Map<string, Action[]> {
 async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): Promise<ActionResult[]> {
   const results: ActionResult[] = [];
   const failed = new Set<string>();
+  /** Backups taken in this apply, by action id: copies of "the backup this apply takes" read them. */
+  const produced = new Map<string, Manifest>();
   const log = (line: string) => o.onEvent({ type: 'log', target: target.name, line: redact(line) });
   const run = async (a: Action, fn: () => Promise<ActionOutput>) => {
     const t0 = Date.now();
@@ -122,7 +126,7 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
         });
         continue;
       }
-      await run(a, () => backupOne(o, target, a, log));
+      await run(a, () => backupOne(o, target, a, log, (m) => produced.set(a.id, m)));
     }
     // After hooks run whatever happened, so stopped services come back (seed 003).
     try {
@@ -133,9 +137,26 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
     }
   }
 
+  // Copies to the other storages, after the backups they may depend on.
+  for (const a of actions.filter((x): x is CopyAction => x.kind === 'copy')) {
+    if (a.requires && !produced.has(a.requires)) {
+      skip(a, `not copied: the backup of ${a.target}/${a.unit} failed in this apply`);
+      failed.add(a.id);
+      continue;
+    }
+    await run(a, async () => {
+      const from = o.storages.get(a.source.storage)!;
+      const made = a.requires ? produced.get(a.requires)! : undefined;
+      const key = a.source.key ?? artifactKeyOf(a, made!);
+      const manifest = made ?? (await readManifestAt(from, a.source.manifest_key!, a.source.id!));
+      const copied = await copyBackup({ from, key, manifest, to: o.storages.get(a.storage)!, onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }) });
+      return { backup_id: copied.id, bytes: copied.size, sha256: copied.sha256 };
+    });
+  }
+
   for (const a of actions.filter((x): x is PruneAction => x.kind === 'prune')) {
     if (a.requires && failed.has(a.requires)) {
-      skip(a, `not pruned: the backup of ${a.target}/${a.unit} failed in this apply (safety rule)`);
+      skip(a, `not pruned: the ${a.requires.startsWith('copy.') ? 'copy of tonight\'s backup' : 'backup'} of ${a.target}/${a.unit} failed in this apply (safety rule)`);
       continue;
     }
     await run(a, async () => {
@@ -149,7 +170,18 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
   return results;
 }
 
-async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: (line: string) => void): Promise<ActionOutput> {
+/** The key of a backup taken in this apply, from its manifest: same folder layout as every artifact. */
+function artifactKeyOf(a: CopyAction, m: Manifest): string {
+  return `${a.target}/${a.unit}/${m.artifact}`;
+}
+
+async function readManifestAt(storage: Storage, manifestKey: string, id: string): Promise<Manifest> {
+  const m = JSON.parse(await storage.getText(manifestKey)) as Manifest;
+  if (m.id !== id) throw new Error(`manifest ${manifestKey} in storage ${storage.name} does not describe backup ${id}`);
+  return m;
+}
+
+async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: (line: string) => void, made: (m: Manifest) => void): Promise<ActionOutput> {
   const provider = await loadProvider(target.engine);
   const storage = o.storages.get(a.storage)!;
   const t0 = Date.now();
@@ -164,5 +196,6 @@ async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: 
     onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
     elapsedMs: () => Date.now() - t0,
   });
+  made(manifest);
   return { backup_id: manifest.id, bytes: manifest.size, sha256: manifest.sha256 };
 }

@@ -5,6 +5,7 @@ import type {
   BackupAction,
   BackupRecord,
   CleanupAction,
+  CopyAction,
   LockInfo,
   ObservedState,
   ObservedStorage,
@@ -14,12 +15,10 @@ import type {
   PruneAction,
 } from './types.js';
 import { dueness } from './schedule.js';
-import { describeRules, retainUnit, scheduledRules, type RetainedItem } from './unit-retention.js';
+import { planStorageUnit } from './replicate.js';
 import { massPruneDiagnostics } from './safety.js';
 import { observedFingerprint } from './fingerprint.js';
 
-/** Id of the backup a plan is about to take, as retention sees it before it exists. */
-const PLANNED = '(planned)';
 
 /**
  * The planner: a pure function of the policy, what was observed and the clock (DESIGN §3, §5).
@@ -142,19 +141,23 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
   res.actions.push(...[...backups.values()]);
   if (opts.onDemand) return res; // `bkp backup` only adds; retention runs with the next apply.
 
-  // 2. Retention and cleanup in every storage of the target.
+  // 2. Retention, copies and cleanup in every storage of the target. Copies come from the
+  // first storage (in the target's order) that holds the backup.
   const prunes: PruneAction[] = [];
+  const copies: CopyAction[] = [];
   const existing: BackupRecord[] = [];
-  for (const storage of storages) {
-    if (!storage || storage.error) continue;
+  const readable = storages.filter((s): s is ObservedStorage => s !== undefined && !s.error);
+  const unitsIn = new Map(readable.map((s) => [s.name, s === primary ? primaryByUnit : byUnit(mineIn(s).backups)]));
+  for (const storage of readable) {
     const mine = mineIn(storage);
     existing.push(...mine.backups);
-    const mineByUnit = storage === primary ? primaryByUnit : byUnit(mine.backups);
+    const mineByUnit = unitsIn.get(storage.name)!;
     const rules = policy.storages[storage.name]?.retention ?? target.schedule.retention;
     for (const unit of units) {
-      const unitBackups = mineByUnit.get(unit) ?? [];
-      const planned = storage === primary ? backups.get(unit) : undefined;
-      prunes.push(...pruneUnit(target, unit, storage.name, unitBackups, rules, now, planned));
+      const elsewhere = readable.filter((s) => s !== storage).flatMap((s) => unitsIn.get(s.name)!.get(unit) ?? []);
+      const r = planStorageUnit(target, unit, storage.name, storage === primary, mineByUnit.get(unit) ?? [], elsewhere, rules, now, backups.get(unit));
+      copies.push(...r.copies);
+      prunes.push(...r.prunes);
     }
     for (const [unit, list] of mineByUnit) {
       if (units.includes(unit)) continue;
@@ -162,8 +165,8 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
     }
     res.actions.push(...mine.incomplete.map((i) => cleanupAction(target, storage, i)));
   }
-  res.actions.push(...prunes);
-  res.diagnostics.push(...massPruneDiagnostics(target.name, existing, [...backups.values()], prunes, opts.allowMassPrune === true));
+  res.actions.push(...copies, ...prunes);
+  res.diagnostics.push(...massPruneDiagnostics(target.name, existing, [...backups.values(), ...copies], prunes, opts.allowMassPrune === true));
   return res;
 }
 
@@ -194,41 +197,6 @@ function backupAction(target: Target, unit: string, storage: string, kind: Backu
     reason,
     after: { storage, kind, engine: target.engine },
   };
-}
-
-function pruneUnit(
-  target: Target,
-  unit: string,
-  storage: string,
-  unitBackups: BackupRecord[],
-  rules: RetentionRules,
-  now: Date,
-  planned: BackupAction | undefined,
-): PruneAction[] {
-  if (unitBackups.length === 0) return [];
-  const items: RetainedItem[] = unitBackups.map((b) => ({ id: b.id, time: new Date(b.started_at), kind: b.kind }));
-  if (planned) items.push({ id: PLANNED, time: now, kind: planned.backup_kind });
-  // Never prune the newest good backup. With a backup planned, the prunes run only once it has
-  // succeeded (`requires`), and then it is the newest good backup; otherwise protect the newest
-  // that exists (catalog order: oldest first).
-  const protect = planned ? undefined : unitBackups[unitBackups.length - 1]!.id;
-  const kept = retainUnit(items, rules, target.schedule.timezone, now, protect);
-  const byId = new Map(unitBackups.map((b) => [b.id, b]));
-  return kept.prune
-    .filter((id) => id !== PLANNED)
-    .map((id) => byId.get(id)!)
-    .sort((a, b) => a.started_at.localeCompare(b.started_at))
-    .map((b) => ({
-      id: `prune.${storage}.${target.name}.${unit}.${b.id}`,
-      kind: 'prune' as const,
-      op: 'delete' as const,
-      target: target.name,
-      unit,
-      storage,
-      reason: b.kind === 'on_demand' ? `prune: on-demand backup beyond keep_on_demand ${rules.keep_on_demand}` : `prune: not kept by ${describeRules(scheduledRules(rules))}`,
-      before: { id: b.id, key: b.key, manifest_key: b.manifestKey, started_at: b.started_at, kind: b.kind, size: b.size },
-      ...(planned ? { requires: planned.id } : {}),
-    }));
 }
 
 function cleanupAction(target: Target, storage: ObservedStorage, i: ObservedStorage['incomplete'][number]): CleanupAction {

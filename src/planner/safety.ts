@@ -1,14 +1,14 @@
 import type { Diagnostic } from '../core/diagnostics.js';
-import type { BackupAction, BackupRecord, PruneAction } from './types.js';
+import type { BackupRecord, PruneAction } from './types.js';
 
 /**
  * The mass-prune rule (DESIGN §5): a plan that prunes more than half of a target's backups (the
  * ones it is about to take included), or every backup of one unit in a storage, is refused unless `--allow-mass-prune` is given. It
  * catches a retention typo (keep_daily: 7 where 70 was meant) before it deletes a year of backups.
  */
-export function massPruneDiagnostics(target: string, existing: BackupRecord[], planned: BackupAction[], prunes: PruneAction[], allow: boolean): Diagnostic[] {
+export function massPruneDiagnostics(target: string, existing: BackupRecord[], planned: { storage: string; unit: string }[], prunes: PruneAction[], allow: boolean): Diagnostic[] {
   if (prunes.length === 0) return [];
-  // A planned backup counts: the prunes of its unit run only once it exists (`requires`).
+  // Planned backups and copies count: the prunes of their unit run only once they exist (`requires`).
   const total = existing.length + planned.length;
   const problems: string[] = [];
   if (prunes.length * 2 > total) {

@@ -23,6 +23,8 @@ export interface Manifest {
   artifact: string;
   /** Engine facts: server version, file count, table count… */
   facts: Record<string, unknown>;
+  /** Set on a copy: the storage it was copied from. */
+  copied_from?: string;
 }
 
 /**
@@ -131,6 +133,24 @@ export interface PruneAction extends ActionBase {
   requires?: string;
 }
 
+/**
+ * Copy a backup into another storage of its target (DESIGN §6: the first storage is the
+ * primary, the others get copies, also of backups made before they were added).
+ */
+export interface CopyAction extends ActionBase {
+  kind: 'copy';
+  op: 'create';
+  unit: string;
+  /** The storage that receives the copy. */
+  storage: string;
+  /**
+   * Where the bytes come from: an existing backup, or (no `id`) the backup this apply takes of
+   * the unit, named by `requires`.
+   */
+  source: { storage: string; id?: string; key?: string; manifest_key?: string; started_at?: string; kind: BackupKind };
+  requires?: string;
+}
+
 /** Delete an incomplete artifact left by a killed or failed backup. */
 export interface CleanupAction extends ActionBase {
   kind: 'cleanup';
@@ -140,7 +160,7 @@ export interface CleanupAction extends ActionBase {
 }
 
 /** Every action a plan may hold; later engines add theirs to this union. */
-export type Action = BackupAction | PruneAction | CleanupAction;
+export type Action = BackupAction | CopyAction | PruneAction | CleanupAction;
 
 export interface PlanSummary {
   create: number;

@@ -9,6 +9,8 @@ function label(a: Action): string {
   switch (a.kind) {
     case 'backup':
       return `${a.target}/${a.unit}: backup`;
+    case 'copy':
+      return `${a.target}/${a.unit}: copy ${a.source.id ?? 'new backup'} to ${a.storage}`;
     case 'prune':
       return `${a.target}/${a.unit}: prune ${a.before.id}`;
     case 'cleanup':
@@ -121,7 +123,7 @@ export class ApplyReporter {
     const count = (f: (r: ActionResult) => boolean) => results.filter(f).length;
     const failed = count((r) => r.status === 'failed');
     const summary = {
-      created: count((r) => r.status === 'succeeded' && r.kind === 'backup'),
+      created: count((r) => r.status === 'succeeded' && (r.kind === 'backup' || r.kind === 'copy')),
       deleted: count((r) => r.status === 'succeeded' && (r.kind === 'prune' || r.kind === 'cleanup')),
       skipped: count((r) => r.status === 'skipped'),
       failed,

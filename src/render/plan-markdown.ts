@@ -205,6 +205,8 @@ function backupCell(a: Action): string {
   switch (a.kind) {
     case 'backup':
       return `new ${a.backup_kind === 'on_demand' ? 'on-demand' : 'scheduled'}`;
+    case 'copy':
+      return a.source.id ? `${code(a.source.id, true)} ${shortTime(a.source.started_at ?? '')} from ${code(a.source.storage, true)}` : `new, from ${code(a.source.storage, true)}`;
     case 'prune':
       return `${code(a.before.id, true)} ${shortTime(a.before.started_at)}${a.before.kind === 'on_demand' ? ' (on-demand)' : ''}`;
     case 'cleanup':
@@ -241,6 +243,8 @@ function address(a: Action): string {
   switch (a.kind) {
     case 'backup':
       return `backup ${JSON.stringify(oneLine(`${a.target}/${a.unit}`))}`;
+    case 'copy':
+      return `copy ${JSON.stringify(oneLine(`${a.target}/${a.unit}/${a.source.id ?? 'new'}`))}`;
     case 'prune':
       return `backup ${JSON.stringify(oneLine(`${a.target}/${a.unit}/${a.before.id}`))}`;
     case 'cleanup':

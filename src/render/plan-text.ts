@@ -18,6 +18,14 @@ export function actionFields(a: Action): [string, string][] {
         ['kind', a.backup_kind],
         ['engine', a.after.engine],
       ];
+    case 'copy':
+      return [
+        ['storage', a.storage],
+        ['from', a.source.storage],
+        ['id', a.source.id ?? '(the backup this apply takes)'],
+        ['kind', a.source.kind],
+        ...(a.source.started_at ? ([['started_at', a.source.started_at]] as [string, string][]) : []),
+      ];
     case 'prune':
       return [
         ['storage', a.storage],
@@ -44,6 +52,8 @@ function address(a: Action): string {
   switch (a.kind) {
     case 'backup':
       return `backup "${a.target}/${a.unit}"`;
+    case 'copy':
+      return `copy "${a.target}/${a.unit}/${a.source.id ?? 'new'}"`;
     case 'prune':
       return `backup "${a.target}/${a.unit}/${a.before.id}"`;
     case 'cleanup':
