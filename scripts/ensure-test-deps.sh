@@ -4,7 +4,8 @@
 # (as root, or through sudo), never asking anything (CI has no stdin).
 #
 # To add a dependency, add a "binary package" line to REQUIRED below. The binary is either an
-# absolute path or a command name looked up on PATH.
+# absolute path or a command name looked up on PATH and in the sbin folders (sshd lives in
+# /usr/sbin, which is not on a non-root user's PATH).
 set -euo pipefail
 
 REQUIRED=(
@@ -14,12 +15,22 @@ REQUIRED=(
   "/usr/lib/postgresql/15/bin/psql postgresql-client-15"
   "/usr/lib/postgresql/15/bin/pg_dump postgresql-client-15"
   "/usr/lib/postgresql/15/bin/pg_restore postgresql-client-15"
+  "sshd openssh-server"
+  "ssh-keygen openssh-client"
+  "zstd zstd"
 )
 
 have() {
   case "$1" in
     /*) [[ -x "$1" ]] ;;
-    *) command -v "$1" >/dev/null 2>&1 ;;
+    *)
+      command -v "$1" >/dev/null 2>&1 && return 0
+      local dir
+      for dir in /usr/local/sbin /usr/sbin /sbin; do
+        [[ -x "$dir/$1" ]] && return 0
+      done
+      return 1
+      ;;
   esac
 }
 

@@ -8,6 +8,7 @@ import type { ActionOutput, ActionResult, ApplyEvent } from './events.js';
 import type { OpenStorages } from './observe.js';
 import { runHooks } from './hooks.js';
 import { writeBackup } from './write-backup.js';
+import { storageEncoding } from '../storage/codec/index.js';
 import { makeRunRecord, saveRunRecord } from './run-record.js';
 import { loadProvider } from '../providers/registry.js';
 import { UserError } from '../core/diagnostics.js';
@@ -195,6 +196,7 @@ async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: 
     ctx: { log },
     onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
     elapsedMs: () => Date.now() - t0,
+    encode: storageEncoding(o.policy.storages[a.storage]),
   });
   made(manifest);
   return { backup_id: manifest.id, bytes: manifest.size, sha256: manifest.sha256 };

@@ -213,7 +213,14 @@ async function main(argv: string[]): Promise<number> {
     .help();
 
   await parser.parseAsync();
-  return pending ? pending() : 0;
+  if (!pending) return 0;
+  try {
+    return await pending();
+  } finally {
+    // Remote storages hold connections open; close them so the process can exit.
+    const { closeAllStorages } = await import('../storage/registry.js');
+    await closeAllStorages().catch(() => undefined);
+  }
 }
 
 // If the event loop empties while a command is still pending, some stream stalled: never let

@@ -13,12 +13,25 @@ export interface Manifest {
   /** ISO-8601 UTC. */
   started_at: string;
   finished_at: string;
-  /** Bytes of the artifact as stored. */
+  /** Bytes of the artifact as stored (after bkp's compression and encryption): `verify` checks them without the key. */
   size: number;
   /** sha256 hex of the artifact as stored. */
   sha256: string;
+  /**
+   * The storage-level compression bkp applied (src/storage/codec). An engine's own compression
+   * (tar.gz, pg_dump -Fc) is in `facts.engine_compression`. Manifests written before bkp
+   * encoded at the storage level (no `content_sha256`) recorded the engine's here instead.
+   */
   compression: 'gzip' | 'zstd' | 'lz4' | 'none';
+  /** `none`, or `aes-256-gcm-chunked/1` (the format is described in src/storage/codec/format.ts). */
   encryption: 'none' | string;
+  /**
+   * sha256 hex and bytes of the engine's output, before bkp's compression and encryption: what a
+   * restore hands to the engine. Copies and deep checks compare these. Optional: absent in
+   * manifests written before bkp encoded at the storage level.
+   */
+  content_sha256?: string;
+  content_size?: number;
   /** File name of the artifact, beside the manifest. */
   artifact: string;
   /** Engine facts: server version, file count, table count… */

@@ -52,6 +52,8 @@ export interface Storage {
   getText(key: string): Promise<string>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /** Releases connections (sftp): call it when done, or the process may stay alive. The next call reconnects. */
+  close?(): Promise<void> | void;
 }
 
 /** Marker in temporary names, so observers can tell an upload in progress (or abandoned) from an artifact. */

@@ -11,7 +11,9 @@ import path from 'node:path';
  * s3rver only knows the access key `S3RVER` (secret `S3RVER`). It checks that the access key
  * exists (an unknown one gets 403 InvalidAccessKeyId) but does not verify SigV4 signatures, so a
  * wrong *secret* is accepted: tests can check "unknown access key", not "wrong secret".
- * It also ignores `If-None-Match` on PUT (so conditional creates are not atomic on it).
+ * It also ignores `If-None-Match` on PUT (so conditional creates are not atomic on it), answers
+ * AbortMultipartUpload with 405 and ListMultipartUploads with 501, and needs a shim to paginate
+ * listings on OpenSSL 3 (see `routeSingleDesToTripleDes`).
  *
  * Clients must set `forcePathStyle: true` and `requestChecksumCalculation: 'WHEN_REQUIRED'`:
  * s3rver does not understand aws-chunked bodies with checksum trailers and stores them as they
@@ -46,7 +48,33 @@ type S3rverConstructor = new (options: {
 
 const require = createRequire(import.meta.url);
 
+type AnyFunction = (...args: unknown[]) => unknown;
+
+/**
+ * s3rver encrypts ListObjectsV2 continuation tokens with single DES (`des`), which OpenSSL 3
+ * only has in its legacy provider: every listing of more than 1000 keys fails with
+ * "digital envelope routines::unsupported" (HTTP 500). Triple DES with K1 = K2 = K3 *is* single
+ * DES and is in the default provider, so `des` calls are routed to it. Only the CommonJS
+ * `crypto` object is patched (what s3rver `require`s), only for `des`, which would otherwise
+ * throw: nothing else in the process can notice.
+ */
+function routeSingleDesToTripleDes(): void {
+  const crypto = require('node:crypto') as Record<string, unknown> & { __bkpDesShim?: boolean };
+  if (crypto.__bkpDesShim) return;
+  crypto.__bkpDesShim = true;
+  for (const name of ['createCipheriv', 'createDecipheriv']) {
+    const original = crypto[name] as AnyFunction;
+    crypto[name] = function (this: unknown, algorithm: string, key: Buffer, iv: Buffer | null, ...rest: unknown[]): unknown {
+      if (typeof algorithm === 'string' && algorithm.toLowerCase() === 'des' && Buffer.isBuffer(key) && key.length === 8) {
+        return original.call(this, 'des-ede3-cbc', Buffer.concat([key, key, key]), iv, ...rest);
+      }
+      return original.call(this, algorithm, key, iv, ...rest);
+    };
+  }
+}
+
 export async function startS3(): Promise<S3TestServer> {
+  routeSingleDesToTripleDes();
   const S3rver = require('s3rver') as S3rverConstructor;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bkp-s3rver-'));
   const bucket = 'bkp';

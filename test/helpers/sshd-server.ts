@@ -210,8 +210,9 @@ export async function startSshd(opts: { reuse?: SshdServer } = {}): Promise<Sshd
   const keygenBin = findSshKeygen(sshd);
   const user = userInfo().username;
 
-  // Privilege separation folder: sshd refuses to start without it (the Debian service creates it).
-  if (!existsSync('/run/sshd')) {
+  // Privilege separation folder: sshd run as root refuses to start without it (the Debian service
+  // creates it at boot; containers often lack it). Run as another user, sshd does not chroot.
+  if (!existsSync('/run/sshd') && process.getuid?.() === 0) {
     try {
       mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     } catch (err) {
@@ -313,11 +314,21 @@ export async function startSshd(opts: { reuse?: SshdServer } = {}): Promise<Sshd
       if (stopped) return;
       stopped = true;
       running.delete(proc);
-      if (alive()) signalTree(pid, 'SIGTERM');
+      if (alive()) {
+        // Sessions first, while the listener is alive to reap them (orphans would wait for init).
+        for (const p of descendants(pid)) {
+          try {
+            process.kill(p, 'SIGTERM');
+          } catch {
+            // gone
+          }
+        }
+        for (let i = 0; i < 100 && descendants(pid).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+        signalTree(pid, 'SIGTERM');
+      }
       const timer = setTimeout(() => signalTree(pid, 'SIGKILL'), 5_000);
       await exited;
       clearTimeout(timer);
-      // Sessions outlive the listener (setsid): kill what is left of them.
       releaseFolder(dir);
     },
   };

@@ -6,9 +6,11 @@ import { checkArtifact } from '../../apply/check-artifact.js';
 import { HashingStream, writeBackup } from '../../apply/write-backup.js';
 import { LockSet } from '../../apply/locks.js';
 import { loadProvider } from '../../providers/registry.js';
+import type { RestoreResult } from '../../providers/types.js';
 import { UserError } from '../../core/diagnostics.js';
 import { newId } from '../../core/ids.js';
 import { formatBytes } from '../../render/style.js';
+import { assertDecodable, decodeStreams, storageEncoding } from '../../storage/codec/index.js';
 
 export interface RestoreArgs {
   config: string;
@@ -47,19 +49,26 @@ export async function restoreCommand(args: RestoreArgs): Promise<number> {
   const storage = catalog.storages.get(record.storage)!;
   const provider = await loadProvider(t.engine);
   const opts = { to: args.to, force: args.force };
+  const key = policy.storages[record.storage]?.encryption?.key;
+  // Before anything else: an encrypted backup and no key (or a format this bkp cannot read).
+  assertDecodable(manifest, key, { storage: storage.name, id: manifest.id });
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   const locks = new LockSet(`bkp restore run ${newId()}`, (m) => write(style.yellow(`Warning: ${m}`)));
   await locks.acquire([{ storage: catalog.storages.get(t.storage[0]!)!, target: t.name, units: [`${t.name}/${unit}`] }]);
   try {
     write(`Restoring ${t.name}/${unit} backup ${manifest.id} (${manifest.kind}, started ${manifest.started_at}) from storage ${storage.name}`);
-    const check = await checkArtifact(storage, record, manifest);
+    // An encrypted backup is decrypted once here (every chunk authenticated, the contents'
+    // sha256 checked) so a wrong key or a tampered artifact stops before the destination is touched.
+    const check = await checkArtifact(storage, record, manifest, undefined, { key });
+    if (check.keyProblem) throw new UserError(`${check.keyProblem}; nothing was restored`);
     if (!check.ok) throw new UserError(`backup ${manifest.id} fails its checksum, nothing was restored: ${check.problems.join('; ')}`);
 
     const dest = await provider.restoreTarget(t, unit, opts);
     if (dest.hasData && !args.force) {
       throw new UserError(`${dest.destination} already holds data and restoring overwrites it: run again with --force${dest.safety ? ' (bkp first takes a safety backup)' : ''}`);
     }
+    let safetyId: string | undefined;
     if (dest.hasData && dest.safety) {
       // The runbooks' warning: the restore tool clears the destination first. Keep what is there.
       const safetyTarget = { ...t, settings: { ...t.settings, ...dest.safety.settings } };
@@ -74,17 +83,38 @@ export async function restoreCommand(args: RestoreArgs): Promise<number> {
         startedAt: clock.now(),
         ctx: { log },
         elapsedMs: () => Date.now() - t0,
+        encode: storageEncoding(policy.storages[t.storage[0]!]),
       });
+      safetyId = safety.id;
       write(style.green(`Safety backup ${safety.id} of ${t.name}/${dest.safety.unit} taken (on-demand, ${formatBytes(safety.size)}): restore it with --unit ${dest.safety.unit} --backup ${safety.id}`));
     } else if (dest.hasData) {
       write(style.yellow(`Overwriting ${dest.destination} (--force); bkp cannot back it up first`));
     }
 
-    const hashing = new HashingStream();
-    const stream = pipeline(await storage.get(record.key), hashing, () => undefined);
-    const result = await provider.restore(t, unit, stream, manifest, opts, { log });
-    if (hashing.digest() !== manifest.sha256) {
-      throw new UserError(`backup ${manifest.id} changed while it was being restored (sha256 mismatch): ${result.destination} may be incomplete`);
+    // storage → sha256 of the stored bytes → decrypt → decompress → sha256 of the contents → engine.
+    const decoders = decodeStreams(manifest, key, { subject: { storage: storage.name, id: manifest.id } });
+    const stored = new HashingStream();
+    const content = decoders.length ? new HashingStream() : stored;
+    let decodeError: Error | undefined;
+    for (const d of decoders) d.once('error', (err: Error) => (decodeError ??= err));
+    const source = await storage.get(record.key);
+    pipeline(decoders.length ? [source, stored, ...decoders, content] : [source, stored], () => undefined);
+    const stopped = (why: string) =>
+      new UserError(`restore stopped: ${why}: ${dest.destination} may be partially written${safetyId ? `; the safety backup ID is ${safetyId} (restore it with --unit ${dest.safety!.unit} --backup ${safetyId})` : ''}`);
+    let result: RestoreResult;
+    try {
+      result = await provider.restore(t, unit, content, manifest, opts, { log });
+    } catch (err) {
+      if (decodeError) throw stopped(decodeError.message);
+      throw err;
+    }
+    if (decodeError) throw stopped(decodeError.message);
+    const sum = stored.digest();
+    if (sum !== manifest.sha256) {
+      throw stopped(`backup ${manifest.id} changed while it was being restored (sha256 mismatch)`);
+    }
+    if (content !== stored && manifest.content_sha256 !== undefined && content.digest() !== manifest.content_sha256) {
+      throw stopped(`the decoded contents of backup ${manifest.id} do not match the manifest's content_sha256`);
     }
     write(style.green.bold(`Restored ${t.name}/${unit} backup ${manifest.id} into ${result.destination}`));
     for (const d of result.details) write(`  ${d}`);

@@ -30,7 +30,8 @@ export async function verifyCommand(args: VerifyArgs): Promise<number> {
       } else {
         const target = policy.targets[b.target]!;
         const deep = args.deep ? { provider: await loadProvider(target.engine), target } : undefined;
-        r = { ...base, ...(await checkArtifact(storage, b, b.manifest, deep)) };
+        const { ok, problems, details } = await checkArtifact(storage, b, b.manifest, deep, { key: policy.storages[o.name]?.encryption?.key });
+        r = { ...base, ok, problems, details };
       }
       results.push(r);
       if (!args.json) write(renderVerifyLine(r, style));

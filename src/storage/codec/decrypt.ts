@@ -96,7 +96,7 @@ export class DecryptStream extends Transform {
   }
 
   /** Takes exactly n queued bytes (n ≤ queued). */
-  private take(n: number): Buffer {
+  private takeBytes(n: number): Buffer {
     this.queued -= n;
     this.offset += n;
     const first = this.queue[0]!;
@@ -127,19 +127,19 @@ export class DecryptStream extends Transform {
           if (!head.subarray(0, MAGIC.length).equals(MAGIC)) throw this.notEncrypted();
         }
         if (this.queued < HEADER_SIZE) return;
-        await this.readHeader(this.take(HEADER_SIZE));
+        await this.readHeader(this.takeBytes(HEADER_SIZE));
         this.state = 'length';
       } else if (this.state === 'length') {
         if (this.queued < 4) return;
         this.chunkOffset = this.offset;
-        const word = this.take(4).readUInt32BE(0);
+        const word = this.takeBytes(4).readUInt32BE(0);
         this.final = word >= FINAL_FLAG;
         this.length = word - (this.final ? FINAL_FLAG : 0);
         if (this.length > CHUNK_SIZE) throw this.fail('corrupt', `chunk ${this.index} at byte ${this.chunkOffset} claims ${this.length} bytes`);
         this.state = 'body';
       } else if (this.state === 'body') {
         if (this.queued < this.length + TAG_SIZE) return;
-        const body = this.take(this.length + TAG_SIZE);
+        const body = this.takeBytes(this.length + TAG_SIZE);
         const err = attempt(() => this.open(body));
         if (err) throw err;
         this.index += 1;

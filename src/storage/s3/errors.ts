@@ -69,6 +69,8 @@ export interface ErrorContext {
   server: string;
   /** What was being done: `writing KEY`, `listing PREFIX`… */
   doing: string;
+  /** A bucket-level request (no key): a bare 404 means the bucket is missing. */
+  bucketCheck?: boolean;
 }
 
 /**
@@ -106,7 +108,7 @@ export function describeS3Error(err: unknown, ctx: ErrorContext): Error {
     return user(`cannot reach ${ctx.server}: ${reason}`);
   }
   if (name === 'TimeoutError') return user(`cannot reach ${ctx.server}: ${errorMessage(err)}`);
-  if (status === 404 && (name === 'NotFound' || name === 'UnknownError') && ctx.doing.startsWith('checking')) {
+  if (status === 404 && ctx.bucketCheck) {
     return user(`bucket "${ctx.bucket}" does not exist at ${ctx.server}`);
   }
   const code = name && name !== 'Error' ? ` ${name}` : '';

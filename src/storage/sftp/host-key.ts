@@ -102,7 +102,7 @@ export function checkKnownHosts(entries: KnownHostEntry[], host: string, port: n
   if (plain.some((e) => e.key.equals(blob))) return { ok: true };
   if (plain.length === 0) return { ok: false, reason: 'unknown', detail: `no entry for ${knownHostsName(host, port)}` };
   const lines = plain.map((e) => `line ${e.line}: ${e.keyType} ${sha256Fingerprint(e.key)}`).join('; ');
-  return { ok: false, reason: 'changed', detail: `it lists other keys for ${knownHostsName(host, port)} (${lines})` };
+  return { ok: false, reason: 'changed', detail: `lists other keys for ${knownHostsName(host, port)} (${lines})` };
 }
 
 /** Key types known_hosts holds for the host, to offer first in the host key negotiation (as ssh does). */
