@@ -59,3 +59,29 @@ describe('copies to several storages', () => {
     expect(readFileSync(path.join(out, w.dir.slice(1), 'data', 'a.txt'), 'utf8')).toBe('alpha\n');
   }, 120_000);
 });
+
+describe('copies between storages that encode differently', () => {
+  it('a plain local backup is copied encrypted and recompressed, and restores from the copy', async () => {
+    const KEY = 'copy-key-5a8f2c';
+    const w = workspace(() =>
+      filesPolicy({ retention: '{ keep_daily: 7 }' })
+        .replace('  local: { type: local, path: ./backups }', '  local: { type: local, path: ./backups }\n  vault: { type: local, path: ./vault, compression: zstd, encryption: { key: "${env:VAULT_KEY}" } }')
+        .replace('    schedule: nightly', '    storage: [local, vault]\n    schedule: nightly'),
+    );
+    cleanups.push(w.cleanup);
+    const env = { VAULT_KEY: KEY };
+    const a = await bkp(['apply', '-c', w.config, '--auto-approve', '--now', '2026-11-21T23:05:00Z'], { env });
+    expect(a.code, a.stdout + a.stderr).toBe(0);
+    const vault = filesUnder(path.join(w.dir, 'vault'));
+    expect(vault.filter((f) => !f.startsWith('runs/'))).toEqual([expect.stringMatching(/^app\/files\/20261121T230500Z-[0-9a-f]{12}\.manifest\.json$/), expect.stringMatching(/\.tar\.gz\.zst\.enc$/)]);
+    const m = JSON.parse(readFileSync(path.join(w.dir, 'vault', vault.find((f) => f.endsWith('.manifest.json'))!), 'utf8'));
+    expect(m).toMatchObject({ compression: 'zstd', encryption: 'aes-256-gcm-chunked/1', copied_from: 'local' });
+    const v = await bkp(['verify', '-c', w.config, '--deep'], { env });
+    expect(lastLine(v.stdout)).toBe('2 backups verified (deep).');
+    const out = path.join(w.dir, 'out');
+    const r = await bkp(['restore', 'app', '-c', w.config, '--storage', 'vault', '--to', out], { env });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, w.dir.slice(1), 'data', 'a.txt'), 'utf8')).toBe('alpha\n');
+    expect(a.stdout + a.stderr + v.stdout + r.stdout + r.stderr).not.toContain(KEY);
+  }, 60_000);
+});

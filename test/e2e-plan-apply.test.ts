@@ -45,7 +45,9 @@ describe('plan → apply → plan, through the CLI', () => {
     const m = JSON.parse(readFileSync(path.join(w.dir, 'backups', manifestFile), 'utf8'));
     const artifact = readFileSync(path.join(w.dir, 'backups', 'app/files', m.artifact));
     const { createHash } = await import('node:crypto');
-    expect(m).toMatchObject({ format: 'bkp-manifest/1', target: 'app', unit: 'files', engine: 'files', kind: 'scheduled', started_at: '2026-11-21T23:05:00.000Z', compression: 'gzip', size: artifact.length });
+    expect(m).toMatchObject({ format: 'bkp-manifest/1', target: 'app', unit: 'files', engine: 'files', kind: 'scheduled', started_at: '2026-11-21T23:05:00.000Z', compression: 'none', size: artifact.length });
+    // The archive is already tar.gz: storage-level compression defaults to none, the engine's is a fact.
+    expect(m.facts).toMatchObject({ engine_compression: 'gzip' });
     expect(m.sha256).toBe(createHash('sha256').update(artifact).digest('hex'));
     expect(m.facts).toMatchObject({ file_count: 2 });
   });

@@ -47,7 +47,7 @@ ${target}`;
     const files = filesUnder(path.join(t.dir, 'backups', 'store', 'store'));
     expect(files).toEqual([expect.stringMatching(/^20261121T230500Z-[0-9a-f]{12}\.dump$/), expect.stringMatching(/\.manifest\.json$/)].sort());
     const m = JSON.parse(readFileSync(path.join(t.dir, 'backups', 'store', 'store', files.find((f) => f.endsWith('.manifest.json'))!), 'utf8'));
-    expect(m).toMatchObject({ engine: 'postgres', unit: 'store', compression: 'none', facts: { database: 'store', table_count: 3, format: 'custom', server_major: 15 } });
+    expect(m).toMatchObject({ engine: 'postgres', unit: 'store', compression: 'none', facts: { database: 'store', table_count: 3, format: 'custom', server_major: 15, engine_compression: 'gzip' } });
     expect(m.facts.server_version).toMatch(/^15\.\d+/);
     expect(m.facts.pg_dump_version).toMatch(/^\d+\.\d+/);
     expect(m.facts.database_size).toBeGreaterThan(100_000);

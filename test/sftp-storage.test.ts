@@ -158,6 +158,10 @@ describe('SftpStorage: objects', () => {
     expect(await storage.list('')).toEqual([]);
     expect(await allFiles(path.join(server.root, 'atomic'))).toEqual([]);
     await expect(storage.get('app/db/x.dump')).rejects.toThrow(`storage "offsite" (${storage.describe()}): no object app/db/x.dump`);
+    // A source that fails while the storage is still connecting: its error, not a crash.
+    const early = new Readable({ read() {} });
+    setImmediate(() => early.destroy(new Error('pg_dump: could not connect')));
+    await expect(storageFor(server, 'atomic').put('app/db/y.dump', early)).rejects.toThrow('pg_dump: could not connect');
     // The connection is still good after the failure.
     await storage.putText('app/db/after', 'ok');
     expect(await storage.getText('app/db/after')).toBe('ok');
@@ -462,6 +466,15 @@ describe('SftpStorage: authentication and reachability', () => {
     await expect(storage.list('')).rejects.toThrow(`cannot read private_key_file ${path.join(tmp, 'no-such-key')}: no such file`);
   });
 
+  it('says that a passphrase-protected key belongs in the ssh-agent', async () => {
+    const encrypted = path.join(tmp, 'encrypted-key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-f', encrypted], { stdio: 'pipe' });
+    const storage = storageFor(server, 'auth', { private_key_file: encrypted });
+    const err = await rejection(storage.list(''));
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toMatch(new RegExp(`^storage "offsite" \\(.+\\): cannot use private_key_file ${encrypted}: .*passphrase.*: bkp does not ask for passphrases; load the key into ssh-agent \\(ssh-add\\) and leave private_key_file unset$`));
+  });
+
   it('uses the ssh-agent without private_key_file, and says when there is none', async () => {
     const saved = process.env.SSH_AUTH_SOCK;
     const sock = path.join(tmp, 'agent.sock');
@@ -508,6 +521,17 @@ describe('SftpStorage: authentication and reachability', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise((r) => silent.close(r));
+    }
+  });
+
+  it('the test helper says how to install sshd when it is missing', async () => {
+    const saved = process.env.BKP_TEST_SSHD;
+    process.env.BKP_TEST_SSHD = path.join(tmp, 'no-sshd');
+    try {
+      await expect(startSshd()).rejects.toThrow(/is not an executable file\. .*bash scripts\/ensure-test-deps\.sh.*apt-get install openssh-server/);
+    } finally {
+      if (saved === undefined) delete process.env.BKP_TEST_SSHD;
+      else process.env.BKP_TEST_SSHD = saved;
     }
   });
 

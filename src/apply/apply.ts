@@ -150,7 +150,15 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
       const made = a.requires ? produced.get(a.requires)! : undefined;
       const key = a.source.key ?? artifactKeyOf(a, made!);
       const manifest = made ?? (await readManifestAt(from, a.source.manifest_key!, a.source.id!));
-      const copied = await copyBackup({ from, key, manifest, to: o.storages.get(a.storage)!, onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }) });
+      const copied = await copyBackup({
+        from,
+        fromEncoding: storageEncoding(o.policy.storages[a.source.storage]),
+        key,
+        manifest,
+        to: o.storages.get(a.storage)!,
+        toEncoding: storageEncoding(o.policy.storages[a.storage]),
+        onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
+      });
       return { backup_id: copied.id, bytes: copied.size, sha256: copied.sha256 };
     });
   }

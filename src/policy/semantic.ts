@@ -43,6 +43,10 @@ export function semanticDiagnostics(value: unknown, source: YamlSource): Diagnos
   if (storages) {
     for (const [name, s] of Object.entries(storages)) {
       if (isRecord(s)) checkRetention(s.retention, ['storage', name, 'retention'], report);
+      if (isRecord(s) && s.type === 'sftp' && s.insecure_skip_host_key_check === true) {
+        report('warning', 'semantic.insecure_host_key', ['storage', name, 'insecure_skip_host_key_check'],
+          'the server\'s host key is not checked: anyone who can intercept the connection receives the backups; set host_key: "SHA256:…" (ssh-keyscan -p PORT HOST | ssh-keygen -lf -) or known_hosts_file instead');
+      }
     }
   }
   const missingRetention = new Set<string>();

@@ -1,6 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { freePort } from './postgres-server.js';
@@ -123,23 +122,27 @@ function signalTree(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+/**
+ * Waits for sshd's own "Server listening on 127.0.0.1 port N." in its log (written from `offset`
+ * on), so a foreign process that grabbed the port is never mistaken for our server.
+ */
+function waitForListening(logFile: string, offset: number, port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const line = `Server listening on 127.0.0.1 port ${port}.`;
   return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`sshd exited (${child.exitCode ?? child.signalCode}) before accepting connections`));
-      const sock = net.connect({ host: '127.0.0.1', port });
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve();
-      });
-      sock.once('error', () => {
-        sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`sshd did not accept connections on 127.0.0.1:${port} within ${timeoutMs} ms`));
-        else setTimeout(attempt, 25);
-      });
+    const check = () => {
+      let text = '';
+      try {
+        text = readFileSync(logFile).subarray(offset).toString('utf8');
+      } catch {
+        // not written yet
+      }
+      if (text.includes(line)) return resolve();
+      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`sshd exited (${child.exitCode ?? child.signalCode}) before listening`));
+      if (Date.now() > deadline) return reject(new Error(`sshd did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`));
+      setTimeout(check, 20);
     };
-    attempt();
+    check();
   });
 }
 
@@ -255,13 +258,14 @@ export async function startSshd(opts: { reuse?: SshdServer } = {}): Promise<Sshd
   for (let attempt = 0; attempt < 5 && !child; attempt++) {
     port = attempt === 0 && opts.reuse ? opts.reuse.port : await freePort();
     writeFileSync(configFile, sshdConfig(dir, port));
+    const offset = existsSync(logFile) ? statSync(logFile).size : 0;
     const logFd = openSync(logFile, 'a');
     // sshd wants an absolute path to itself (it re-executes itself for each connection).
     const proc = spawn(sshd, ['-D', '-e', '-f', configFile], { stdio: ['ignore', logFd, logFd], cwd: dir });
     closeSync(logFd);
     const spawnError = new Promise<never>((_, reject) => proc.once('error', reject));
     try {
-      await Promise.race([waitForPort(port, proc, 15_000), spawnError]);
+      await Promise.race([waitForListening(logFile, offset, port, proc, 15_000), spawnError]);
       child = proc;
     } catch (err) {
       lastError = err as Error;

@@ -49,7 +49,8 @@ export const postgresProvider: Provider = {
     const tool = startTool(dump.path, ['--format=custom', '--no-password'], libpqEnv(s.connection, db), `target ${target.name}: pg_dump of database "${db}" on ${where(s.connection)}`);
     tool.child.stdin.end();
     const done = tool.exited.then(() => ({ ...facts, database: db, host: where(s.connection), pg_dump_version: dump.version, format: 'custom' }));
-    return { stream: tool.child.stdout, ext: 'dump', compression: 'none', done };
+    // The custom format compresses its data itself (gzip level 6 by default): storage adds none.
+    return { stream: tool.child.stdout, ext: 'dump', compression: 'gzip', done };
   },
 
   async restoreTarget(target, unit, opts: RestoreOptions) {

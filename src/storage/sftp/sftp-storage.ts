@@ -175,6 +175,11 @@ export class SftpStorage implements Storage {
     let conn: SftpConnection | undefined;
     let sink: SftpFileSink | undefined;
     let temp: string | undefined;
+    // Connecting can take seconds: a source failing meanwhile must not be an unhandled 'error'.
+    let bodyError: unknown;
+    body.on('error', (err: unknown) => {
+      bodyError ??= err;
+    });
     try {
       conn = await this.connection();
       const file = this.absolute(await this.rootPath(conn), remote);
@@ -202,7 +207,7 @@ export class SftpStorage implements Storage {
       if (conn && temp && !conn.isLost) await conn.unlink(temp).catch(() => undefined);
       // Tearing the pipeline down after a failed write also errors the source: the sink decides.
       const storageFailed = sink?.writeError !== undefined || err instanceof ConnectionLostError || sftpStatus(err) !== undefined;
-      if (sourceFailed && !storageFailed) throw err;
+      if ((sourceFailed || (bodyError !== undefined && err === bodyError)) && !storageFailed) throw err;
       throw this.wrap(err, 'write', key, conn?.isLost && temp ? `${key}${suffix}` : undefined);
     }
     return { size };
@@ -227,19 +232,27 @@ export class SftpStorage implements Storage {
       const file = this.absolute(await this.rootPath(conn), remote);
       temp = `${file}${PARTIAL_MARKER}${randomBytes(6).toString('hex')}`;
       await this.writeSmall(conn, temp, data);
-      try {
-        await conn.hardlink(temp, file);
-      } catch (err) {
-        if (err instanceof UnsupportedExtensionError) await this.writeSmall(conn, file, data);
-        else throw err;
-      }
+      await this.createExclusive(conn, temp, file, data, key);
     } catch (err) {
-      if (conn && temp && sftpStatus(err) === SFTP_STATUS.FAILURE && (await this.exists(conn, temp.slice(0, temp.lastIndexOf(PARTIAL_MARKER))))) {
-        throw new AlreadyExistsError(key);
-      }
       throw this.wrap(err, 'write', key);
     } finally {
       if (conn && temp && !conn.isLost) await conn.unlink(temp).catch(() => undefined);
+    }
+  }
+
+  /** Links `temp` to `file`, or (without hardlink@openssh.com) creates `file` with O_EXCL. */
+  private async createExclusive(conn: SftpConnection, temp: string, file: string, data: Buffer, key: string): Promise<void> {
+    try {
+      try {
+        await conn.hardlink(temp, file);
+      } catch (err) {
+        if (!(err instanceof UnsupportedExtensionError)) throw err;
+        await this.writeSmall(conn, file, data);
+      }
+    } catch (err) {
+      // SFTP v3 has no "already exists" status: OpenSSH answers FAILURE (EEXIST), so look.
+      if (sftpStatus(err) === SFTP_STATUS.FAILURE && (await this.exists(conn, file))) throw new AlreadyExistsError(key);
+      throw err;
     }
   }
 
@@ -283,17 +296,12 @@ export class SftpStorage implements Storage {
   private connection(): Promise<SftpConnection> {
     const current = this.conn;
     if (current) {
-      return current.then(
-        (c) => {
-          if (!c.isLost) return c;
-          if (this.conn === current) this.conn = undefined;
-          return this.connection();
-        },
-        () => {
-          if (this.conn === current) this.conn = undefined;
-          return this.connection();
-        },
-      );
+      // Callers that share a connect attempt share its failure; a lost connection is reopened.
+      return current.then((c) => {
+        if (!c.isLost) return c;
+        if (this.conn === current) this.conn = undefined;
+        return this.connection();
+      });
     }
     const opening = this.connect();
     this.conn = opening;
