@@ -18,6 +18,10 @@ REQUIRED=(
   "sshd openssh-server"
   "ssh-keygen openssh-client"
   "zstd zstd"
+  "etcd etcd-server"
+  "etcdctl etcd-client"
+  "influxd influxdb"
+  "influx influxdb-client"
 )
 
 have() {

@@ -116,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
           .positional('target', { type: 'string', demandOption: true })
           .option('unit', { type: 'string' })
           .option('backup', { type: 'string', describe: 'ID, latest, or a DATE: the newest at or before it' })
-          .option('to', { type: 'string', describe: 'destination (a folder for the files engine)' })
+          .option('to', { type: 'string', alias: ['to-dir', 'to-db'], describe: 'destination: a folder (files), a database name or URL (postgres, influxdb), a new data dir (etcd)' })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite data (after a safety backup)' })
           .option('storage', { type: 'string' }),
       (a) =>
