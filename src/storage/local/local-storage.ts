@@ -5,6 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../../core/diagnostics.js';
 import { AlreadyExistsError, PARTIAL_MARKER, type OnProgress, type Storage, type StoredObject } from '../types.js';
+import { assertValidKey } from '../keys.js';
 
 /** Errors the user can act on (a full disk, a read-only mount): shown as one line, no stack. */
 const ENVIRONMENT_CODES: Record<string, string> = {
@@ -215,17 +216,8 @@ export class LocalStorage implements Storage {
 
   // ---- helpers -------------------------------------------------------------------------------
 
-  /** Keys are relative, slash-separated, without `.`/`..`/empty segments: they can never leave the root. */
   private checkKey(key: string, { prefix = false } = {}): void {
-    const bad =
-      key === '' ||
-      key.startsWith('/') ||
-      key.includes('\\') ||
-      key.includes('\0') ||
-      key.split('/').some((s) => s === '' || s === '.' || s === '..');
-    if (bad) {
-      throw new Error(`storage "${this.name}" (${this.root}): invalid ${prefix ? 'prefix' : 'key'} "${key}" (keys are relative paths without "." or ".." segments)`);
-    }
+    assertValidKey(key, `storage "${this.name}" (${this.root})`, { prefix });
   }
 
   private resolveKey(key: string): string {

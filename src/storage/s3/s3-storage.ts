@@ -17,6 +17,7 @@ import { UserError } from '../../core/diagnostics.js';
 import { AlreadyExistsError, type OnProgress, type Storage, type StoredObject } from '../types.js';
 import { describeS3Error, errorMessage, isConditionalConflict, isNotFound, isNotImplemented, isPreconditionFailed } from './errors.js';
 import { parseS3Options, resolveS3Options, type ResolvedS3Options, type S3Options } from './options.js';
+import { assertValidKey } from '../keys.js';
 
 export type { S3Options } from './options.js';
 export { parseS3Options } from './options.js';
@@ -366,17 +367,8 @@ export class S3Storage implements Storage {
     return this.wrap(err, `reading ${key}`);
   }
 
-  /** Same key rules as local storage, so a policy behaves alike on every kind. */
   private checkKey(key: string, { prefix = false } = {}): void {
-    const bad =
-      key === '' ||
-      key.startsWith('/') ||
-      key.includes('\\') ||
-      key.includes('\0') ||
-      key.split('/').some((s) => s === '' || s === '.' || s === '..');
-    if (bad) {
-      throw new Error(`${this.where()}: invalid ${prefix ? 'prefix' : 'key'} "${key}" (keys are relative paths without "." or ".." segments)`);
-    }
+    assertValidKey(key, this.where(), { prefix });
   }
 
   private fullKey(key: string): string {

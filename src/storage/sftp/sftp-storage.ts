@@ -21,6 +21,7 @@ import {
 } from './host-key.js';
 import { type SftpOptions, type SftpTuning, defaultUser } from './options.js';
 import { SftpFileSink, SftpFileSource } from './streams.js';
+import { assertValidKey } from '../keys.js';
 
 export type { SftpOptions, SftpTuning } from './options.js';
 export { parseSftpOptions, sftpOptionWarnings } from './options.js';
@@ -452,17 +453,8 @@ export class SftpStorage implements Storage {
 
   // ---- paths and folders ---------------------------------------------------------------------
 
-  /** Keys are relative, slash-separated, without `.`/`..`/empty segments: they can never leave the root. */
   private checkKey(key: string, { prefix = false } = {}): void {
-    const bad =
-      key === '' ||
-      key.startsWith('/') ||
-      key.includes('\\') ||
-      key.includes('\0') ||
-      key.split('/').some((s) => s === '' || s === '.' || s === '..');
-    if (bad) {
-      throw new Error(`storage "${this.name}" (${this.describe()}): invalid ${prefix ? 'prefix' : 'key'} "${key}" (keys are relative paths without "." or ".." segments)`);
-    }
+    assertValidKey(key, `storage "${this.name}" (${this.describe()})`, { prefix });
   }
 
   /** Validates a key; the result is joined to the root once it is known. */
