@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStorage } from '../src/storage/local/local-storage.js';
 import { AlreadyExistsError, PARTIAL_MARKER } from '../src/storage/types.js';
+import { generated, sha256Of } from './helpers/streams.js';
 
 let tmp: string;
 /** tmpfs mounts made by tests, unmounted in afterAll too: a timed-out test never runs its finally. */
@@ -24,35 +25,6 @@ async function fresh(name: string): Promise<string> {
   const dir = path.join(tmp, name);
   await mkdir(dir, { recursive: true });
   return dir;
-}
-
-/** `total` bytes generated on the fly (never held in memory), with a running sha256. */
-function generated(total: number, chunkSize = 64 * 1024): { stream: Readable; digest: () => string } {
-  const hash = createHash('sha256');
-  let sent = 0;
-  let n = 0;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      const size = Math.min(chunkSize, total - sent);
-      const chunk = Buffer.alloc(size, n++ % 251); // varying content, so order errors show in the hash
-      chunk.writeUInt32BE(n, 0);
-      hash.update(chunk);
-      sent += size;
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
-
-async function sha256Of(stream: Readable): Promise<{ hex: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { hex: hash.digest('hex'), size };
 }
 
 /** Every file under `dir`, relative, for "nothing left behind" checks. */

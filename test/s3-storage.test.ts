@@ -9,6 +9,7 @@ import { normalizePrefix, parseS3Options, resolveS3Options } from '../src/storag
 import { S3Storage, type S3Options } from '../src/storage/s3/s3-storage.js';
 import { AlreadyExistsError } from '../src/storage/types.js';
 import { startS3, type S3TestServer } from './helpers/s3-server.js';
+import { generated, sha256Of } from './helpers/streams.js';
 
 /**
  * S3 storage against a real S3-compatible server (s3rver, in process). Credentials reach the
@@ -56,35 +57,6 @@ function storage(opts: Partial<S3Options> = {}, warnings: string[] = []): S3Stor
   const st = new S3Storage(`s3test`, { bucket: s3.bucket, endpoint: s3.endpoint, prefix: `t${++counter}/`, ...opts }, { warn: (m) => warnings.push(m) });
   opened.push(st);
   return st;
-}
-
-/** `total` bytes generated on the fly (never held in memory), with a running sha256. */
-function generated(total: number, chunkSize = 64 * 1024): { stream: Readable; digest: () => string } {
-  const hash = createHash('sha256');
-  let sent = 0;
-  let n = 0;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      const size = Math.min(chunkSize, total - sent);
-      const chunk = Buffer.alloc(size, n++ % 251); // varying content, so order errors show in the hash
-      chunk.writeUInt32BE(n, 0);
-      hash.update(chunk);
-      sent += size;
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
-
-async function sha256Of(stream: Readable): Promise<{ hex: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { hex: hash.digest('hex'), size };
 }
 
 async function rejection(p: Promise<unknown>): Promise<Error> {

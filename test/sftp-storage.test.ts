@@ -13,6 +13,7 @@ import { type SftpOptions, SftpStorage, parseSftpOptions, sftpOptionWarnings } f
 import { AlreadyExistsError, PARTIAL_MARKER } from '../src/storage/types.js';
 import { freePort } from './helpers/postgres-server.js';
 import { type SshdServer, startSshd } from './helpers/sshd-server.js';
+import { generated, sha256Of } from './helpers/streams.js';
 
 /**
  * SftpStorage against a real OpenSSH sshd (test/helpers/sshd-server.ts): its own host key,
@@ -54,35 +55,6 @@ function storageFor(srv: SshdServer, sub: string, overrides: Partial<SftpOptions
   );
   storages.push(s);
   return s;
-}
-
-/** `total` bytes generated on the fly (never held in memory), with a running sha256. */
-function generated(total: number, chunkSize = 64 * 1024): { stream: Readable; digest: () => string } {
-  const hash = createHash('sha256');
-  let sent = 0;
-  let n = 0;
-  const stream = new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      const size = Math.min(chunkSize, total - sent);
-      const chunk = Buffer.alloc(size, n++ % 251);
-      chunk.writeUInt32BE(n, 0);
-      hash.update(chunk);
-      sent += size;
-      this.push(chunk);
-    },
-  });
-  return { stream, digest: () => hash.digest('hex') };
-}
-
-async function sha256Of(stream: Readable): Promise<{ hex: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { hex: hash.digest('hex'), size };
 }
 
 /** Every file under `dir` on the server's disk, relative. */
