@@ -99,7 +99,8 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
   const units = observedTarget?.units ?? [];
 
   if (observedTarget?.error) {
-    res.diagnostics.push({ severity: 'warning', code: 'observe.target', target: target.name, summary: `target ${target.name}: ${observedTarget.error}` });
+    const msg = observedTarget.error.startsWith(`target ${target.name}`) ? observedTarget.error : `target ${target.name}: ${observedTarget.error}`;
+    res.diagnostics.push({ severity: 'warning', code: 'observe.target', target: target.name, summary: msg });
   }
   for (const s of storages) {
     if (s?.error) res.diagnostics.push({ severity: 'warning', code: 'observe.storage', target: target.name, summary: s.error });

@@ -8,6 +8,7 @@ import { UserError } from '../core/diagnostics.js';
 const loaders: Record<string, () => Promise<Provider>> = {
   files: async () => (await import('./files/index.js')).filesProvider,
   postgres: async () => (await import('./postgres/index.js')).postgresProvider,
+  influxdb: async () => (await import('./influxdb/index.js')).influxdbProvider,
 };
 
 export function knownEngines(): string[] {

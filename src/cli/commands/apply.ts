@@ -52,7 +52,7 @@ export async function applyCommand(args: ApplyArgs): Promise<number> {
       ({ plan } = await observeAndPlan(policy, targets, clock.now(), { allowMassPrune: args.allowMassPrune }, log, run));
       if (!args.json) write(renderPlanText(plan, style));
       if (plan.diagnostics.some((d) => d.severity === 'error')) return 1;
-      if (plan.actions.length === 0) return 0;
+      if (plan.actions.length === 0) return plan.diagnostics.some((d) => d.code.startsWith('observe.')) ? 1 : 0;
       if (!args.autoApprove) await confirm();
     }
     return await runApply(policy, plan, run, clock, args, reporter);
@@ -64,7 +64,10 @@ export async function applyCommand(args: ApplyArgs): Promise<number> {
 async function runApply(policy: Policy, plan: Plan, run: LockedRun, clock: Clock, args: ApplyArgs, reporter: ApplyReporter): Promise<number> {
   const outcome = await applyPlan({ policy, plan, runId: run.runId, storages: run.storages, clock, parallelism: args.parallelism, command: 'apply', onEvent: reporter.onEvent });
   reporter.finish(outcome.results);
-  return outcome.ok ? 0 : 1;
+  // The other targets were applied; a target or storage that could not be observed still fails the run.
+  const unobserved = plan.diagnostics.filter((d) => d.code.startsWith('observe.'));
+  for (const d of unobserved) reporter.onEvent({ type: 'warning', message: `not applied: ${d.summary}` });
+  return outcome.ok && unobserved.length === 0 ? 0 : 1;
 }
 
 async function readPlanFile(file: string): Promise<Plan> {

@@ -38,5 +38,7 @@ export async function planCommand(args: PlanArgs): Promise<number> {
     if (args.out && args.format === 'text') write(`\nSaved the plan to ${args.out}. To perform exactly these actions, run:\n  bkp apply ${args.out}`);
   }
   if (plan.diagnostics.some((d) => d.severity === 'error')) return 1;
+  // A target or storage that could not be observed is not "no changes": CI must notice.
+  if (plan.diagnostics.some((d) => d.code.startsWith('observe.'))) return 1;
   return args.detailedExitcode && hasChanges(plan) ? 2 : 0;
 }
