@@ -118,6 +118,9 @@ async function main(argv: string[]): Promise<number> {
           .option('backup', { type: 'string', describe: 'ID, latest, or a DATE: the newest at or before it' })
           .option('to', { type: 'string', alias: ['to-dir', 'to-db'], describe: 'destination: a folder (files), a database name or URL (postgres, influxdb), a new data dir (etcd)' })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite data (after a safety backup)' })
+          .option('name', { type: 'string', describe: 'etcd: the restored member\'s name (default restored)' })
+          .option('peer-url', { type: 'string', describe: 'etcd: its peer URL (default http://127.0.0.1:2380)' })
+          .option('client-url', { type: 'string', describe: 'etcd: its client URL (default http://127.0.0.1:2379)' })
           .option('storage', { type: 'string' }),
       (a) =>
         run(async () =>
@@ -130,6 +133,9 @@ async function main(argv: string[]): Promise<number> {
             to: a.to,
             force: a.force,
             storage: a.storage,
+            name: a.name,
+            peerUrl: a.peerUrl,
+            clientUrl: a.clientUrl,
           }),
         ),
     )

@@ -49,7 +49,7 @@ export function interpolate(value: unknown, opts: InterpolateOptions): Interpola
  * would turn every path in a message into `***`. A name that also says secret (`KEY_FILE`,
  * `TOKEN_PATH`) stays masked, and `${file:…}` contents always are.
  */
-const PLAIN_NAME = /(^|_)(DIR|DIRS|PATH|PATHS|FOLDER|VOLUMES?|HOST|HOSTNAME|PORT|USER|USERNAME|BUCKET|REGION|ENDPOINT|PREFIX|NAMESPACE|ZONE|TZ)$/;
+const PLAIN_NAME = /(^|_)(DIR|DIRS|PATH|PATHS|FOLDER|VOLUMES?|HOST|HOSTNAME|PORT|USER|USERNAME|BUCKET|REGION|ENDPOINTS?|PREFIX|NAMESPACE|ZONE|TZ)$/;
 const SECRET_WORD = /(PASS|SECRET|TOKEN|KEY|CRED|AUTH|SESSION|COOKIE|PRIVATE|URL|URI|DSN)/;
 export function isPlainSetting(envName: string): boolean {
   const name = envName.toUpperCase();

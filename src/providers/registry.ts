@@ -9,6 +9,7 @@ const loaders: Record<string, () => Promise<Provider>> = {
   files: async () => (await import('./files/index.js')).filesProvider,
   postgres: async () => (await import('./postgres/index.js')).postgresProvider,
   influxdb: async () => (await import('./influxdb/index.js')).influxdbProvider,
+  etcd: async () => (await import('./etcd/index.js')).etcdProvider,
 };
 
 export function knownEngines(): string[] {

@@ -23,6 +23,10 @@ export interface RestoreOptions {
   /** Engine-specific destination: a folder, a URL, a database name. */
   to?: string;
   force: boolean;
+  /** etcd: the restored member's name and URLs (`--name`, `--peer-url`, `--client-url`). */
+  name?: string;
+  peerUrl?: string;
+  clientUrl?: string;
 }
 
 /** The destination of a restore, as the provider sees it. */

@@ -21,6 +21,9 @@ export interface RestoreArgs {
   to?: string;
   force: boolean;
   storage?: string;
+  name?: string;
+  peerUrl?: string;
+  clientUrl?: string;
 }
 
 /**
@@ -48,7 +51,7 @@ export async function restoreCommand(args: RestoreArgs): Promise<number> {
   const manifest = record.manifest!;
   const storage = catalog.storages.get(record.storage)!;
   const provider = await loadProvider(t.engine);
-  const opts = { to: args.to, force: args.force };
+  const opts = { to: args.to, force: args.force, name: args.name, peerUrl: args.peerUrl, clientUrl: args.clientUrl };
   const key = policy.storages[record.storage]?.encryption?.key;
   // Before anything else: an encrypted backup and no key (or a format this bkp cannot read).
   assertDecodable(manifest, key, { storage: storage.name, id: manifest.id });
