@@ -22,6 +22,8 @@
 //          --pg-peers-small (also run borgmatic and pgBackRest on the small database)
 //          --no-borg-repeat (skip borgmatic's second-archive row)
 //          --install-peers (apt-get install borgmatic borgbackup pgbackrest when missing; root)
+//          storage (issue 7; bench/lib/storage-bench.mjs says how): --storage-runs N (3)
+//          --storage-big-mib N (2048)  --storage-small-mib N (200)
 // bench/results/latest.json keeps the last results of every section: a run of some sections
 // replaces theirs and keeps the others'.
 
@@ -37,6 +39,17 @@ import { printProfile, profileCli } from './lib/profile.mjs';
 import { fmtKb, fmtMs, median, percentile } from './lib/stats.mjs';
 import { runPostgresBench } from './lib/pg-bench.mjs';
 import { stopAllSync } from './lib/postgres.mjs';
+import { runStorageBench } from './lib/storage-bench.mjs'; // --only storage (issue 7)
+
+// ---- --only etcd (etcd snapshot benchmark): all of it lives in bench/lib/etcd-bench.mjs --------
+// Runs before the option parsing below and removes `etcd` and its --etcd-* options from argv.
+{
+  const { runFromBenchArgv } = await import('./lib/etcd-bench.mjs');
+  const etcdHook = await runFromBenchArgv(process.argv.slice(2));
+  if (etcdHook.onlyEtcd) process.exit(0);
+  process.argv.splice(2, Infinity, ...etcdHook.rest);
+}
+// ---- end of the --only etcd hook -----------------------------------------------------------------
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -57,10 +70,14 @@ const { values: opt } = parseArgs({
     'pg-peers-small': { type: 'boolean', default: false },
     'no-borg-repeat': { type: 'boolean', default: false },
     'install-peers': { type: 'boolean', default: false },
+    // --only storage (issue 7)
+    'storage-runs': { type: 'string', default: '3' },
+    'storage-big-mib': { type: 'string', default: '2048' },
+    'storage-small-mib': { type: 'string', default: '200' },
   },
 });
 
-const SECTIONS = ['plan', 'startup', 'postgres'];
+const SECTIONS = ['plan', 'startup', 'postgres', 'storage'];
 const only = (opt.only ?? SECTIONS).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
 for (const x of only) {
   if (!SECTIONS.includes(x)) {
@@ -277,6 +294,22 @@ if (want.postgres) {
   });
 }
 
+// ---- storage (issue 7): bkp's copy path to sftp / s3 / local against scp, sftp, an SDK Upload --------
+let storage;
+if (want.storage) {
+  log('storage: bkp copies of a ~2 GiB artifact to sftp, s3 and local (encrypted) storage against scp, sftp and an SDK Upload…');
+  storage = await runStorageBench({
+    root: ROOT,
+    tempDir,
+    log,
+    runs: Number(opt['storage-runs']),
+    bigMiB: Number(opt['storage-big-mib']),
+    smallMiB: Number(opt['storage-small-mib']),
+    clean: opt['clean-cache'],
+    profile: opt['no-profile'] ? 'never' : opt.profile ? 'always' : 'auto',
+  });
+}
+
 // ---- 4. report ---------------------------------------------------------------------------------
 print(`## bkp bench — ${info.date}`);
 print();
@@ -354,6 +387,13 @@ if (postgres) {
   for (const line of postgres.lines) print(line);
 }
 
+if (storage) {
+  print();
+  print('### Storage (issue 7)');
+  print();
+  for (const line of storage.lines) print(line);
+}
+
 // ---- results: merged with what the file holds for the sections that did not run ----------------
 const resultsDir = path.join(ROOT, 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
@@ -384,5 +424,6 @@ if (want.plan) {
   result.refused_without_allow_mass_prune = refusal;
 }
 if (postgres) result.postgres = { date: info.date, ...postgres.result };
+if (storage) result.storage = { date: info.date, ...storage.result }; // issue 7
 writeFileSync(latestFile, `${JSON.stringify(result, null, 2)}\n`);
 log(`\nwrote bench/results/latest.json${want.plan && cache ? `; the fixture stays cached in ${fixture.dir} (--clean-cache removes it)` : ''}`);

@@ -3,9 +3,12 @@
 // private PostgreSQL server holding a generated database (bench/lib/pg-data.mjs).
 //
 // For each size (~100 MiB and >= 1 GiB by pg_database_size): a fresh server of its own
-// (bench/lib/postgres.mjs; fsync off), the database generated (timed), then each tool one warm-up
-// run and N timed runs (median reported), the page cache warm, `sync` before every run so no run
-// pays for the previous one's write-back. Outputs are removed between runs (untimed).
+// (bench/lib/postgres.mjs; fsync off), the database generated (timed), then one warm-up run and N
+// timed runs of each tool (median reported), the tools taking turns (raw, bkp, borgmatic,
+// pgBackRest, raw, bkp…) so that the load of a shared machine falls on all of them alike; page
+// cache warm, `sync` before every run so no run pays for the previous one's write-back, outputs
+// removed between runs (untimed). Besides wall time, the CPU time (user + system) of each tool's
+// whole process tree, which the load of other work on the machine disturbs less.
 //
 //   raw        pg_dump -Fc -f FILE shop                           (the baseline, ratio 1.00)
 //   bkp        node bin/bkp backup shop -c POLICY                 (engine postgres, local storage)
@@ -104,55 +107,76 @@ export function toolVersions(installPeers, log) {
 }
 
 /**
- * Runs `iterations` = warm-up + runs of one tool. `step(i)` does the untimed preparation and
- * returns { cmd, args, env, cwd, after(result) → { outputBytes, selfRssKb?, extra? } }.
- * Returns { samples_ms, median_ms, output_bytes, rss, failed? }.
+ * One tool's measurements, taken one run at a time so that the tools of a size can take turns
+ * (round-robin: raw, bkp, borgmatic…, then again), which spreads the load of a shared machine
+ * evenly over them. `step(i)` does the untimed preparation of run i and returns
+ * { cmd, args, env, cwd, after(result) → { outputBytes, selfRssKb? } }.
  */
-async function measureTool(label, { warmup, runs, step, log }) {
-  log(`  ${label}: ${warmup} warm-up + ${runs} runs…`);
+function toolRunner(label, { warmup, step, log }) {
   const samples = [];
+  const cpu = [];
   const outs = [];
   const selfRss = [];
   const maxRss = [];
   const tree = [];
   const byCommand = {};
-  for (let i = 0; i < warmup + runs; i++) {
-    let s;
-    try {
-      s = await step(i);
-    } catch (err) {
-      return { failed: `preparation failed: ${lastLines(err.message, 4)}` };
-    }
-    syncDisks();
-    const r = await runMeasured(s.cmd, s.args, { env: s.env, cwd: s.cwd });
-    if (r.status !== 0) {
-      return { failed: `exit ${r.status ?? r.signal}: ${lastLines(r.stderr)}` };
-    }
-    let after;
-    try {
-      after = await s.after(r);
-    } catch (err) {
-      return { failed: `could not read its output: ${err.message}` };
-    }
-    log(`    run ${i + 1}${i < warmup ? ' (warm-up)' : ''}: ${fmtMs(r.ms)}, output ${mib(after.outputBytes)}${after.selfRssKb ? `, own RSS ${fmtKb(after.selfRssKb)}` : ''}`);
-    if (i < warmup) continue;
-    samples.push(r.ms);
-    outs.push(after.outputBytes);
-    if (after.selfRssKb) selfRss.push(after.selfRssKb);
-    if (r.maxRssKb) maxRss.push(r.maxRssKb);
-    tree.push(r.treeRssKb);
-    for (const [k, v] of Object.entries(r.byCommand)) byCommand[k] = Math.max(byCommand[k] ?? 0, v);
-  }
+  let failed;
   return {
-    samples_ms: samples.map((x) => +x.toFixed(0)),
-    median_ms: median(samples),
-    output_bytes: outs[outs.length - 1],
-    rss: {
-      self_peak_kb: selfRss.length ? Math.max(...selfRss) : undefined,
-      self_median_kb: selfRss.length ? median(selfRss) : undefined,
-      largest_process_kb: maxRss.length ? Math.max(...maxRss) : undefined,
-      tree_sum_sampled_kb: Math.max(...tree),
-      by_command_kb: byCommand,
+    label,
+    get failed() {
+      return failed;
+    },
+    async runOnce(i) {
+      if (failed) return;
+      let s;
+      try {
+        s = await step(i);
+      } catch (err) {
+        failed = `preparation failed: ${lastLines(err.message, 4)}`;
+        return;
+      }
+      syncDisks();
+      const r = await runMeasured(s.cmd, s.args, { env: s.env, cwd: s.cwd });
+      if (r.status !== 0) {
+        failed = `exit ${r.status ?? r.signal}: ${lastLines(r.stderr)}`;
+        return;
+      }
+      let after;
+      try {
+        after = await s.after(r);
+      } catch (err) {
+        failed = `could not read its output: ${err.message}`;
+        return;
+      }
+      log(
+        `    ${label}, run ${i + 1}${i < warmup ? ' (warm-up)' : ''}: ${fmtMs(r.ms)}, CPU ${r.cpuS?.toFixed(1) ?? '?'} s, output ${mib(after.outputBytes)}` +
+          `${after.selfRssKb ? `, own RSS ${fmtKb(after.selfRssKb)}` : ''}`,
+      );
+      if (i < warmup) return;
+      samples.push(r.ms);
+      if (r.cpuS !== undefined) cpu.push(r.cpuS);
+      outs.push(after.outputBytes);
+      if (after.selfRssKb) selfRss.push(after.selfRssKb);
+      if (r.maxRssKb) maxRss.push(r.maxRssKb);
+      tree.push(r.treeRssKb);
+      for (const [k, v] of Object.entries(r.byCommand)) byCommand[k] = Math.max(byCommand[k] ?? 0, v);
+    },
+    result() {
+      if (failed) return { failed };
+      return {
+        samples_ms: samples.map((x) => +x.toFixed(0)),
+        median_ms: median(samples),
+        cpu_samples_s: cpu.map((x) => +x.toFixed(2)),
+        median_cpu_s: cpu.length ? median(cpu) : undefined,
+        output_bytes: outs[outs.length - 1],
+        rss: {
+          self_peak_kb: selfRss.length ? Math.max(...selfRss) : undefined,
+          self_samples_kb: selfRss,
+          largest_process_kb: maxRss.length ? Math.max(...maxRss) : undefined,
+          tree_sum_sampled_kb: tree.length ? Math.max(...tree) : undefined,
+          by_command_kb: byCommand,
+        },
+      };
     },
   };
 }
@@ -231,17 +255,33 @@ export async function runPostgresBench(opts) {
       log(`postgres, ${size.label}: generated ${mib(gen.bytes)} in ${fmtMs(gen.ms)} (${Object.entries(gen.rows).map(([k, v]) => `${v.toLocaleString('en')} ${k}`).join(', ')})`);
       const clusterBytes = Number(await server.psql('SELECT sum(pg_database_size(datname)) FROM pg_database'));
       const base = { size: size.key, db_bytes: gen.bytes };
+      const tools = []; // { row, runner }
+      const add = (row, o) => {
+        const runner = toolRunner(row.label, { warmup: opts.warmup, log, ...o });
+        tools.push({ row: { ...base, ...row }, runner });
+      };
 
       // ---- raw pg_dump -------------------------------------------------------------------
       const dumpFile = path.join(work, 'raw.dump');
-      const raw = await bench('raw pg_dump', {
-        step: async () => {
-          rmSync(dumpFile, { force: true });
-          return { cmd: 'pg_dump', args: ['-Fc', '-f', dumpFile, DB], env: server.env(DB), cwd: work, after: async () => ({ outputBytes: statSync(dumpFile).size }) };
+      add(
+        { tool: 'raw', label: 'raw pg_dump', name: 'raw `pg_dump -Fc -f FILE`', command: 'pg_dump -Fc -f FILE shop' },
+        {
+          step: async () => {
+            rmSync(dumpFile, { force: true });
+            return {
+              cmd: 'pg_dump',
+              args: ['-Fc', '-f', dumpFile, DB],
+              env: server.env(DB),
+              cwd: work,
+              after: async () => {
+                const size = statSync(dumpFile).size;
+                rmSync(dumpFile, { force: true });
+                return { outputBytes: size };
+              },
+            };
+          },
         },
-      });
-      rmSync(dumpFile, { force: true });
-      rows.push({ ...base, tool: 'raw', name: 'raw `pg_dump -Fc -f FILE`', command: 'pg_dump -Fc -f FILE shop', ...raw });
+      );
 
       // ---- bkp ---------------------------------------------------------------------------
       const bkpDir = path.join(work, 'bkp');
@@ -249,33 +289,173 @@ export async function runPostgresBench(opts) {
       const policy = path.join(bkpDir, 'bkp.yaml');
       writeFileSync(policy, bkpPolicy());
       const bkpEnv = { ...process.env, PG_PORT: String(server.port), PG_PASSWORD: server.password };
-      const bkpRes = await bench('bkp backup', {
-        step: async () => {
-          rmSync(path.join(bkpDir, 'backups'), { recursive: true, force: true });
-          const rssFile = path.join(bkpDir, 'rss');
-          rmSync(rssFile, { force: true });
-          return {
-            cmd: process.execPath,
-            args: [WRAPPER, 'backup', DB, '-c', policy],
-            env: { ...bkpEnv, BKP_BENCH_RSS_FILE: rssFile, BKP_BENCH_CLI: path.join(root, 'dist/cli/main.js') },
-            cwd: root,
-            after: async () => {
-              const unitDir = path.join(bkpDir, 'backups', DB, DB);
-              const artifact = readdirSync(unitDir).find((f) => f.endsWith('.dump'));
-              if (!artifact) throw new Error(`no .dump artifact in ${unitDir}`);
-              const manifest = readdirSync(unitDir).find((f) => f.endsWith('.manifest.json'));
-              if (!manifest) throw new Error(`no manifest in ${unitDir}`);
-              return { outputBytes: statSync(path.join(unitDir, artifact)).size, selfRssKb: Number(readFileSync(rssFile, 'utf8').trim()) };
-            },
-          };
+      add(
+        { tool: 'bkp', label: 'bkp backup', name: '**bkp** `bkp backup`', command: 'node bin/bkp backup shop -c POLICY' },
+        {
+          step: async () => {
+            rmSync(path.join(bkpDir, 'backups'), { recursive: true, force: true });
+            const rssFile = path.join(bkpDir, 'rss');
+            rmSync(rssFile, { force: true });
+            return {
+              cmd: process.execPath,
+              args: [WRAPPER, 'backup', DB, '-c', policy],
+              env: { ...bkpEnv, BKP_BENCH_RSS_FILE: rssFile, BKP_BENCH_CLI: path.join(root, 'dist/cli/main.js') },
+              cwd: root,
+              after: async () => {
+                const unitDir = path.join(bkpDir, 'backups', DB, DB);
+                const artifact = readdirSync(unitDir).find((f) => f.endsWith('.dump'));
+                if (!artifact) throw new Error(`no .dump artifact in ${unitDir}`);
+                if (!readdirSync(unitDir).some((f) => f.endsWith('.manifest.json'))) throw new Error(`no manifest in ${unitDir}`);
+                const bytes = statSync(path.join(unitDir, artifact)).size;
+                rmSync(path.join(bkpDir, 'backups'), { recursive: true, force: true });
+                return { outputBytes: bytes, selfRssKb: Number(readFileSync(rssFile, 'utf8').trim()) };
+              },
+            };
+          },
         },
-      });
-      rmSync(path.join(bkpDir, 'backups'), { recursive: true, force: true });
-      const bkpRow = { ...base, tool: 'bkp', name: '**bkp** `bkp backup`', command: 'node bin/bkp backup shop -c POLICY', ...bkpRes };
-      rows.push(bkpRow);
+      );
 
-      const ratioMissed = !bkpRes.failed && !raw.failed && bkpRes.median_ms / raw.median_ms > GOAL_RATIO;
-      const rssMissed = !bkpRes.failed && bkpRes.rss.self_peak_kb * 1024 > GOAL_RSS_BYTES;
+      if (size.peers) {
+        // ---- borgmatic + borg ------------------------------------------------------------
+        if (versions.borgmatic_missing) {
+          rows.push({ ...base, tool: 'borgmatic', name: 'borgmatic + borg, new repository', failed: `not run: ${versions.borgmatic_missing}` });
+        } else {
+          const benv = { ...pgEnv(), BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
+          const borgDirs = [];
+          const fresh = (bdir) => {
+            borgDirs.push(bdir);
+            rmSync(bdir, { recursive: true, force: true });
+            mkdirSync(bdir, { recursive: true });
+            const conf = path.join(bdir, 'config.yaml');
+            writeFileSync(conf, borgmaticConfig(bdir, server), { mode: 0o600 });
+            const init = sh('borgmatic', ['-c', conf, 'init', '--encryption', 'none'], { env: benv });
+            if (!init.ok) throw new Error(`borgmatic init failed: ${init.err || init.out}`);
+            return conf;
+          };
+          const freshDir = path.join(work, 'borgmatic-new');
+          add(
+            { tool: 'borgmatic', label: 'borgmatic (new repository)', name: 'borgmatic + borg, new repository', command: 'borgmatic -c CONFIG create' },
+            {
+              step: async () => {
+                const conf = fresh(freshDir);
+                return {
+                  cmd: 'borgmatic',
+                  args: ['-c', conf, 'create'],
+                  env: benv,
+                  cwd: freshDir,
+                  after: async () => {
+                    const bytes = duBytes(path.join(freshDir, 'repo'));
+                    rmSync(freshDir, { recursive: true, force: true });
+                    return { outputBytes: bytes };
+                  },
+                };
+              },
+            },
+          );
+          if (opts.borgRepeat) {
+            const againDir = path.join(work, 'borgmatic-again');
+            add(
+              { tool: 'borgmatic-repeat', label: 'borgmatic (2nd archive)', name: 'borgmatic + borg, 2nd archive (dedup)', command: 'borgmatic -c CONFIG create (again)' },
+              {
+                step: async () => {
+                  const conf = fresh(againDir);
+                  const first = sh('borgmatic', ['-c', conf, 'create'], { env: benv });
+                  if (!first.ok) throw new Error(`the first borgmatic create failed: ${first.err}`);
+                  const before = duBytes(path.join(againDir, 'repo'));
+                  return {
+                    cmd: 'borgmatic',
+                    args: ['-c', conf, 'create'],
+                    env: benv,
+                    cwd: againDir,
+                    after: async () => {
+                      const bytes = duBytes(path.join(againDir, 'repo')) - before;
+                      rmSync(againDir, { recursive: true, force: true });
+                      return { outputBytes: bytes };
+                    },
+                  };
+                },
+              },
+            );
+          }
+        }
+
+        // ---- pgBackRest ------------------------------------------------------------------
+        if (versions.pgbackrest_missing) {
+          rows.push({ ...base, tool: 'pgbackrest', name: 'pgBackRest full (whole cluster)', failed: `not run: ${versions.pgbackrest_missing}` });
+        } else {
+          const pdir = server.ownedDir('pgbackrest');
+          for (const d of ['repo', 'log', 'lock', 'spool']) server.ownedDir(path.join('pgbackrest', d));
+          const conf = path.join(pdir, 'pgbackrest.conf');
+          server.writeOwnedFile(
+            conf,
+            [
+              '[global]',
+              `repo1-path=${path.join(pdir, 'repo')}`,
+              'repo1-retention-full=9999',
+              `log-path=${path.join(pdir, 'log')}`,
+              `lock-path=${path.join(pdir, 'lock')}`,
+              `spool-path=${path.join(pdir, 'spool')}`,
+              'log-level-console=warn',
+              'log-level-file=info',
+              'start-fast=y',
+              '',
+              '[bench]',
+              `pg1-path=${server.dataDir}`,
+              `pg1-port=${server.port}`,
+              `pg1-socket-path=${server.socketDir}`,
+              'pg1-user=postgres',
+              '',
+            ].join('\n'),
+          );
+          const pb = (args) => asPostgres('pgbackrest', [`--config=${conf}`, '--stanza=bench', ...args]);
+          let prep;
+          try {
+            // Before any tool runs, so every run of every tool sees the same server settings.
+            log('  pgBackRest: restarting the server with archive_mode=on, archive_command=pgbackrest archive-push; stanza-create…');
+            await server.restart({ archive_mode: 'on', archive_command: `pgbackrest --config=${conf} --stanza=bench archive-push %p` });
+            const [c, a] = pb(['stanza-create']);
+            const r = sh(c, a, { env: pgEnv(), cwd: '/' });
+            if (!r.ok) throw new Error(`stanza-create failed: ${r.err || r.out}`);
+          } catch (err) {
+            prep = err.message;
+          }
+          if (prep) {
+            rows.push({ ...base, db_bytes: clusterBytes, tool: 'pgbackrest', name: 'pgBackRest full (whole cluster)', failed: `not run: ${lastLines(prep)}` });
+          } else {
+            const [c, a] = pb(['backup', '--type=full']);
+            add(
+              { db_bytes: clusterBytes, tool: 'pgbackrest', label: 'pgbackrest full', name: 'pgBackRest full (whole cluster)', command: 'pgbackrest --stanza=bench backup --type=full' },
+              {
+                step: async () => ({
+                  cmd: c,
+                  args: a,
+                  env: pgEnv(),
+                  cwd: '/',
+                  after: async () => {
+                    const [ic, ia] = pb(['info', '--output=json']);
+                    const info = JSON.parse(execFileSync(ic, ia, { env: pgEnv(), cwd: '/', encoding: 'utf8' }));
+                    const last = info[0].backup.at(-1);
+                    return { outputBytes: last.info.repository.delta };
+                  },
+                }),
+              },
+            );
+          }
+        }
+      }
+
+      // ---- the runs: round-robin over the tools ------------------------------------------
+      log(`postgres, ${size.label}: ${tools.map((t) => t.runner.label).join(', ')}: ${opts.warmup} warm-up + ${opts.runs} runs each, taking turns…`);
+      for (let i = 0; i < opts.warmup + opts.runs; i++) {
+        for (const t of tools) await t.runner.runOnce(i);
+      }
+      for (const t of tools) rows.push({ ...t.row, ...t.runner.result() });
+
+      // ---- a profile of bkp when it misses a goal ----------------------------------------
+      const bkpRow = rows.find((r) => r.tool === 'bkp' && r.size === size.key);
+      const rawRow = rows.find((r) => r.tool === 'raw' && r.size === size.key);
+      const ratioMissed = !bkpRow.failed && !rawRow.failed && bkpRow.median_ms / rawRow.median_ms > GOAL_RATIO;
+      const rssMissed = !bkpRow.failed && bkpRow.rss.self_peak_kb * 1024 > GOAL_RSS_BYTES;
       if (opts.profile === 'always' || (opts.profile === 'auto' && size.key === 'large' && (ratioMissed || rssMissed))) {
         log(`  profiling bkp backup (node --cpu-prof)…`);
         const saved = { PG_PORT: process.env.PG_PORT, PG_PASSWORD: process.env.PG_PASSWORD };
@@ -290,107 +470,6 @@ export async function runPostgresBench(opts) {
           for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
           else process.env[k] = v;
           rmSync(path.join(bkpDir, 'backups'), { recursive: true, force: true });
-        }
-      }
-
-      if (!size.peers) continue;
-
-      // ---- borgmatic + borg --------------------------------------------------------------
-      if (versions.borgmatic_missing) {
-        rows.push({ ...base, tool: 'borgmatic', name: 'borgmatic + borg, new repository', failed: `not run: ${versions.borgmatic_missing}` });
-      } else {
-        const bdir = path.join(work, 'borgmatic');
-        const conf = path.join(bdir, 'config.yaml');
-        const benv = { ...pgEnv(), BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
-        const fresh = async () => {
-          rmSync(bdir, { recursive: true, force: true });
-          mkdirSync(bdir, { recursive: true });
-          writeFileSync(conf, borgmaticConfig(bdir, server), { mode: 0o600 });
-          const init = sh('borgmatic', ['-c', conf, 'init', '--encryption', 'none'], { env: benv });
-          if (!init.ok) throw new Error(`borgmatic init failed: ${init.err || init.out}`);
-        };
-        const create = (after) => ({ cmd: 'borgmatic', args: ['-c', conf, 'create'], env: benv, cwd: bdir, after });
-        let before = 0;
-        const freshRes = await bench('borgmatic create (new repository)', {
-          step: async () => {
-            await fresh();
-            return create(async () => ({ outputBytes: duBytes(path.join(bdir, 'repo')) }));
-          },
-        });
-        rows.push({ ...base, tool: 'borgmatic', name: 'borgmatic + borg, new repository', command: 'borgmatic -c CONFIG create', ...freshRes });
-        if (opts.borgRepeat && !freshRes.failed) {
-          const repeatRes = await bench('borgmatic create (second archive, same repository)', {
-            step: async () => {
-              await fresh();
-              const first = sh('borgmatic', ['-c', conf, 'create'], { env: benv });
-              if (!first.ok) throw new Error(`the first borgmatic create failed: ${first.err}`);
-              before = duBytes(path.join(bdir, 'repo'));
-              return create(async () => ({ outputBytes: duBytes(path.join(bdir, 'repo')) - before }));
-            },
-          });
-          rows.push({ ...base, tool: 'borgmatic-repeat', name: 'borgmatic + borg, 2nd archive (dedup)', command: 'borgmatic -c CONFIG create (again)', ...repeatRes });
-        }
-        rmSync(bdir, { recursive: true, force: true });
-      }
-
-      // ---- pgBackRest --------------------------------------------------------------------
-      if (versions.pgbackrest_missing) {
-        rows.push({ ...base, tool: 'pgbackrest', name: 'pgBackRest full (whole cluster)', failed: `not run: ${versions.pgbackrest_missing}` });
-      } else {
-        const pdir = server.ownedDir('pgbackrest');
-        for (const d of ['repo', 'log', 'lock', 'spool']) server.ownedDir(path.join('pgbackrest', d));
-        const conf = path.join(pdir, 'pgbackrest.conf');
-        server.writeOwnedFile(
-          conf,
-          [
-            '[global]',
-            `repo1-path=${path.join(pdir, 'repo')}`,
-            'repo1-retention-full=9999',
-            `log-path=${path.join(pdir, 'log')}`,
-            `lock-path=${path.join(pdir, 'lock')}`,
-            `spool-path=${path.join(pdir, 'spool')}`,
-            'log-level-console=warn',
-            'log-level-file=info',
-            'start-fast=y',
-            '',
-            '[bench]',
-            `pg1-path=${server.dataDir}`,
-            `pg1-port=${server.port}`,
-            `pg1-socket-path=${server.socketDir}`,
-            'pg1-user=postgres',
-            '',
-          ].join('\n'),
-        );
-        const pb = (args) => asPostgres('pgbackrest', [`--config=${conf}`, '--stanza=bench', ...args]);
-        let prep;
-        try {
-          log('  pgBackRest: restarting the server with archive_mode=on, archive_command=pgbackrest archive-push; stanza-create…');
-          await server.restart({ archive_mode: 'on', archive_command: `pgbackrest --config=${conf} --stanza=bench archive-push %p` });
-          const [c, a] = pb(['stanza-create']);
-          const r = sh(c, a, { env: pgEnv(), cwd: '/' });
-          if (!r.ok) throw new Error(`stanza-create failed: ${r.err || r.out}`);
-        } catch (err) {
-          prep = err.message;
-        }
-        if (prep) {
-          rows.push({ ...base, tool: 'pgbackrest', name: 'pgBackRest full (whole cluster)', failed: `not run: ${lastLines(prep)}` });
-        } else {
-          const [c, a] = pb(['backup', '--type=full']);
-          const res = await bench('pgbackrest backup --type=full', {
-            step: async () => ({
-              cmd: c,
-              args: a,
-              env: pgEnv(),
-              cwd: '/',
-              after: async () => {
-                const [ic, ia] = pb(['info', '--output=json']);
-                const info = JSON.parse(execFileSync(ic, ia, { env: pgEnv(), cwd: '/', encoding: 'utf8' }));
-                const last = info[0].backup.at(-1);
-                return { outputBytes: last.info.repository.delta, extra: { cluster_bytes: last.info.size } };
-              },
-            }),
-          });
-          rows.push({ ...base, db_bytes: clusterBytes, tool: 'pgbackrest', name: 'pgBackRest full (whole cluster)', command: 'pgbackrest --stanza=bench backup --type=full', ...res });
         }
       }
     } finally {
@@ -428,14 +507,17 @@ export async function runPostgresBench(opts) {
     const g = generation[s.key];
     if (g) p(`Database ${s.label}: ${mib(g.bytes)} by pg_database_size (${Object.entries(g.rows).map(([k, v]) => `${v.toLocaleString('en')} ${k}`).join(', ')}), generated in ${fmtMs(g.ms)}.`);
   }
-  p(`Wall: median of ${opts.runs} runs after ${opts.warmup} warm-up (page cache warm, \`sync\` before each run, outputs removed between runs).`);
+  p(
+    `Wall: median of ${opts.runs} runs after ${opts.warmup} warm-up, the tools of a size taking turns (raw, bkp, borgmatic, pgBackRest, raw, bkp…); page cache warm, ` +
+      `\`sync\` before each run, outputs removed between runs (untimed). CPU: user + system time of the tool's whole process tree (GNU time; the server's backend not included).`,
+  );
   p();
-  p('| tool | DB size | wall (median) | ratio to raw pg_dump | output size | peak RSS | goal / met |');
-  p('|---|---:|---:|---:|---:|---|---|');
+  p('| tool | DB size | wall (median) | ratio to raw pg_dump | CPU, whole tree (median) | output size | peak RSS | goal / met |');
+  p('|---|---:|---:|---:|---:|---:|---|---|');
   for (const r of rows) {
     const dbCell = r.tool === 'pgbackrest' ? `${mib(r.db_bytes)} (cluster)` : mib(r.db_bytes);
     if (r.failed) {
-      p(`| ${r.name} | ${dbCell} | ${r.failed.startsWith('not run') ? r.failed : `failed: ${r.failed}`} | — | — | — | — |`);
+      p(`| ${r.name} | ${dbCell} | ${r.failed.startsWith('not run') ? r.failed : `failed: ${r.failed}`} | — | — | — | — | — |`);
       continue;
     }
     let rss;
@@ -452,7 +534,8 @@ export async function runPostgresBench(opts) {
       goal = parts.join('; ');
     }
     const samples = r.samples_ms.map((x) => (x / 1000).toFixed(2)).join(' / ');
-    p(`| ${r.name} | ${dbCell} | ${fmtMs(r.median_ms)} (${samples} s) | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${mib(r.output_bytes)} | ${rss} | ${goal} |`);
+    const cpuCell = r.median_cpu_s !== undefined ? `${r.median_cpu_s.toFixed(1)} s` : '—';
+    p(`| ${r.name} | ${dbCell} | ${fmtMs(r.median_ms)} (${samples} s) | ${r.ratio !== undefined ? `${r.ratio.toFixed(3)}×` : '—'} | ${cpuCell} | ${mib(r.output_bytes)} | ${rss} | ${goal} |`);
   }
   p();
   p(

@@ -1,6 +1,6 @@
 // Runs any command as a process tree and measures it: wall clock (spawn to exit), the peak RSS of
-// the largest process of the tree (GNU time -f %M: the kernel's high-water mark, reported for the
-// child and its waited-for descendants), and, from /proc, every descendant's own high-water mark
+// the largest process of the tree and the CPU time (user + system) of the whole tree (GNU time
+// -f '%M %U %S': the kernel's figures for the child and its waited-for descendants), and, from /proc, every descendant's own high-water mark
 // (VmHWM, read every `sampleMs`, so a process shorter than that may be missed) grouped by command
 // name, and the largest sum of the tree's current RSS seen at one sample.
 
@@ -48,13 +48,13 @@ function kb(status, field) {
 
 /**
  * Runs `cmd args` (stdout to /dev/null unless capture) and resolves
- * { ms, status, signal, stderr, stdout?, maxRssKb, byCommand: {comm: peakKb}, treeRssKb }.
+ * { ms, status, signal, stderr, stdout?, maxRssKb, cpuS, byCommand: {comm: peakKb}, treeRssKb }.
  * opts: { cwd, env, capture, sampleMs (200), timeoutMs }.
  */
 export function runMeasured(cmd, args, { cwd = process.cwd(), env = process.env, capture = false, sampleMs = 200, timeoutMs = 3_600_000 } = {}) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bkp-bench-proc-'));
   const rssFile = path.join(tmp, 'rss');
-  const [file, argv] = GNU_TIME ? [GNU_TIME, ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const [file, argv] = GNU_TIME ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
   const devnull = capture ? undefined : openSync('/dev/null', 'w');
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
@@ -98,10 +98,13 @@ export function runMeasured(cmd, args, { cwd = process.cwd(), env = process.env,
       clearTimeout(killer);
       if (devnull !== undefined) closeSync(devnull);
       let maxRssKb;
+      let cpuS;
       if (GNU_TIME) {
         try {
-          // GNU time writes "Command exited with non-zero status N" before the figure on failure.
-          maxRssKb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+          // GNU time writes "Command exited with non-zero status N" before the figures on failure.
+          const [m, u, sys] = readFileSync(rssFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+          maxRssKb = m;
+          cpuS = u + sys;
         } catch {
           maxRssKb = undefined;
         }
@@ -109,7 +112,7 @@ export function runMeasured(cmd, args, { cwd = process.cwd(), env = process.env,
       rmSync(tmp, { recursive: true, force: true });
       const byCommand = {};
       for (const { comm, hwm } of peakByPid.values()) byCommand[comm] = Math.max(byCommand[comm] ?? 0, hwm);
-      resolve({ ms, status, signal, stderr, stdout: capture ? stdout : undefined, maxRssKb, byCommand, treeRssKb });
+      resolve({ ms, status, signal, stderr, stdout: capture ? stdout : undefined, maxRssKb, cpuS, byCommand, treeRssKb });
     });
   });
 }
