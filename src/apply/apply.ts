@@ -157,7 +157,7 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
         manifest,
         to: o.storages.get(a.storage)!,
         toEncoding: storageEncoding(o.policy.storages[a.storage]),
-        onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
+        onProgress: throttledProgress(o, a),
       });
       return { backup_id: copied.id, bytes: copied.size, sha256: copied.sha256 };
     });
@@ -177,6 +177,20 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
     });
   }
   return results;
+}
+
+/**
+ * Progress as events, at most every 250 ms: storage reports every chunk (pg_dump writes 4 KiB at
+ * a time), and one event per chunk would be 100,000 JSON lines for a 400 MB dump.
+ */
+function throttledProgress(o: ApplyOptions, a: Action): (bytes: number) => void {
+  let last = 0;
+  return (bytes) => {
+    const now = Date.now();
+    if (now - last < 250) return;
+    last = now;
+    o.onEvent({ type: 'progress', action: a, bytes });
+  };
 }
 
 /** The key of a backup taken in this apply, from its manifest: same folder layout as every artifact. */
@@ -202,7 +216,7 @@ async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: 
     storage,
     startedAt: o.clock.now(),
     ctx: { log },
-    onProgress: (bytes) => o.onEvent({ type: 'progress', action: a, bytes }),
+    onProgress: throttledProgress(o, a),
     elapsedMs: () => Date.now() - t0,
     encode: storageEncoding(o.policy.storages[a.storage]),
   });
