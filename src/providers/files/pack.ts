@@ -1,10 +1,10 @@
 import type { Stats } from 'node:fs';
-import { Readable } from 'node:stream';
 import { Pack, type ReadEntry, type WriteEntry } from 'tar';
 import { UserError } from '../../core/diagnostics.js';
 import type { BackupStream, ProviderContext } from '../types.js';
 import { excludeFilter } from './exclude.js';
 import { memberName } from './roots.js';
+import { packAsReadable } from '../pack-readable.js';
 
 /** Facts recorded in the manifest (DESIGN §4). */
 export interface ArchiveFacts {
@@ -60,44 +60,12 @@ export function createArchive(target: string, roots: string[], exclude: string[]
     onwarn: (_code: string, message: string) => ctx.log(`tar: ${message}`),
   });
 
-  let failure: UserError | undefined;
-  let ended = false;
-  let settle: { resolve: (facts: ArchiveFacts) => void; reject: (err: Error) => void } | undefined;
-  const done = new Promise<ArchiveFacts>((resolve, reject) => {
-    settle = { resolve, reject };
+  const { stream, done } = packAsReadable<ArchiveFacts>(pack, {
+    target,
+    facts: () => ({ paths: roots, file_count: fileCount, bytes_read: bytesRead }),
+    describe: (err) => describeTarError(target, err),
+    signal: ctx.signal,
   });
-  // The caller may never await `done` when the upload already failed: never an unhandled rejection.
-  done.catch(() => undefined);
-
-  // node-tar streams are minipass streams: bridge to a Node Readable, keeping backpressure
-  // (pausing the pack pauses gzip, which pauses reading the current file).
-  const stream = new Readable({
-    highWaterMark: 1024 * 1024,
-    read() {
-      pack.resume();
-    },
-    destroy(err, callback) {
-      // A consumer that gives up (storage full) stops the archive where it is.
-      pack.pause();
-      pack.removeAllListeners('data');
-      if (!ended) settle?.reject(failure ?? err ?? new Error(`target "${target}": the archive stream was closed before it ended`));
-      callback(err);
-    },
-  });
-  pack.on('data', (chunk: Buffer) => {
-    if (!stream.push(chunk)) pack.pause();
-  });
-  pack.on('end', () => {
-    ended = true;
-    stream.push(null);
-    settle?.resolve({ paths: roots, file_count: fileCount, bytes_read: bytesRead });
-  });
-  pack.on('error', (err: unknown) => {
-    failure ??= describeTarError(target, err);
-    settle?.reject(failure);
-    stream.destroy(failure);
-  });
-  ctx.signal?.addEventListener('abort', () => stream.destroy(new Error(`target "${target}": backup cancelled`)), { once: true });
 
   for (const m of members) pack.add(m);
   pack.end();

@@ -4,6 +4,7 @@ import { Pack, Parser, Unpack, type ReadEntry, type WriteEntry } from 'tar';
 import { UserError } from '../../core/diagnostics.js';
 import type { BackupStream, ProviderContext } from '../types.js';
 import { pumpInto } from '../files/pump.js';
+import { packAsReadable } from '../pack-readable.js';
 
 /** The portable backup's manifest, as influxd 1.5+ writes it (`<timestamp>.manifest`). */
 export interface PortableManifest {
@@ -37,47 +38,13 @@ export function packFolder(target: string, dir: string, ctx: ProviderContext): O
     },
     onwarn: (_code: string, message: string) => ctx.log(`tar: ${message}`),
   });
-  let cleaned = false;
-  const cleanup = () => {
-    if (cleaned) return;
-    cleaned = true;
-    rmSync(dir, { recursive: true, force: true });
-  };
-  let ended = false;
-  let settle: { resolve: (f: FolderFacts) => void; reject: (err: Error) => void } | undefined;
-  const done = new Promise<FolderFacts>((resolve, reject) => {
-    settle = { resolve, reject };
+  const { stream, done } = packAsReadable<FolderFacts>(pack, {
+    target,
+    facts: () => ({ files, bytes }),
+    describe: (err) => new UserError(`target ${target}: tar of the influxd backup folder failed: ${err instanceof Error ? err.message : String(err)}`),
+    finish: () => rmSync(dir, { recursive: true, force: true }),
+    signal: ctx.signal,
   });
-  done.catch(() => undefined);
-
-  const stream = new Readable({
-    highWaterMark: 1024 * 1024,
-    read() {
-      pack.resume();
-    },
-    destroy(err, callback) {
-      pack.pause();
-      pack.removeAllListeners('data');
-      cleanup();
-      if (!ended) settle?.reject(err ?? new Error(`target ${target}: the archive stream was closed before it ended`));
-      callback(err);
-    },
-  });
-  pack.on('data', (chunk: Buffer) => {
-    if (!stream.push(chunk)) pack.pause();
-  });
-  pack.on('end', () => {
-    ended = true;
-    cleanup();
-    stream.push(null);
-    settle?.resolve({ files, bytes });
-  });
-  pack.on('error', (err: unknown) => {
-    const failure = new UserError(`target ${target}: tar of the influxd backup folder failed: ${err instanceof Error ? err.message : String(err)}`);
-    settle?.reject(failure);
-    stream.destroy(failure);
-  });
-  ctx.signal?.addEventListener('abort', () => stream.destroy(new Error(`target ${target}: backup cancelled`)), { once: true });
 
   for (const name of readdirSync(dir).sort()) pack.add(name);
   pack.end();
