@@ -9,7 +9,9 @@ import { UserError } from '../core/diagnostics.js';
  */
 export function selectBackup(backups: BackupRecord[], spec: string | undefined, timezone: string, what: string): BackupRecord {
   if (backups.length === 0) throw new UserError(`${what}: no good backup to restore`);
-  const newestFirst = [...backups].sort((a, b) => b.started_at.localeCompare(a.started_at));
+  // The manifest's start has milliseconds; the name only seconds, and two backups can share one.
+  const start = (b: BackupRecord) => b.manifest?.started_at ?? b.started_at;
+  const newestFirst = [...backups].sort((a, b) => start(b).localeCompare(start(a)));
   if (!spec || spec === 'latest') return newestFirst[0]!;
 
   const byId = backups.filter((b) => b.id === spec || (spec.length >= 4 && b.id.startsWith(spec)));
@@ -19,7 +21,7 @@ export function selectBackup(backups: BackupRecord[], spec: string | undefined, 
 
   const limit = parseLimit(spec, timezone);
   if (!limit) throw new UserError(`${what}: --backup "${spec}" is neither "latest", a backup id, nor a date (2026-11-20 or 2026-11-20T23:00:00Z)`);
-  const found = newestFirst.find((b) => new Date(b.started_at).getTime() <= limit.getTime());
+  const found = newestFirst.find((b) => new Date(start(b)).getTime() <= limit.getTime());
   if (!found) throw new UserError(`${what}: no backup at or before ${spec} (oldest is ${newestFirst[newestFirst.length - 1]!.started_at})`);
   return found;
 }
