@@ -13,7 +13,7 @@
 //      Debian packages borgmatic, borgbackup, pgbackrest); takes several minutes.
 // A measurement that misses its goal is profiled once with `node --cpu-prof`.
 //
-// Options: --only plan|startup|postgres (repeatable or comma-separated; default: all three)
+// Options: --only plan|startup|postgres|storage|etcd (repeatable or comma-separated; default: all)
 //          --targets N (1000)  --days N (365)  --plan-runs N (3)  --startup-runs N (10)
 //          --no-cache (generate into the temp folder, removed at the end)
 //          --clean-cache (remove os.tmpdir()/bkp-bench-cache first)

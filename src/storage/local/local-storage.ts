@@ -194,7 +194,8 @@ export class LocalStorage implements Storage {
     const fh = await open(file, 'r').catch((err: unknown) => {
       throw this.readError(err, key);
     });
-    return fh.createReadStream();
+    // 1 MiB reads: the default 64 KiB chunks cost 3x the CPU (and GC) on a multi-GB artifact.
+    return fh.createReadStream({ highWaterMark: 1024 * 1024 });
   }
 
   async getText(key: string): Promise<string> {
