@@ -9,7 +9,7 @@ import { normalizePrefix, parseS3Options, resolveS3Options } from '../src/storag
 import { S3Storage, type S3Options } from '../src/storage/s3/s3-storage.js';
 import { AlreadyExistsError } from '../src/storage/types.js';
 import { startS3, type S3TestServer } from './helpers/s3-server.js';
-import { generated, sha256Of } from './helpers/streams.js';
+import { generated, rejection, sha256Of } from './helpers/streams.js';
 
 /**
  * S3 storage against a real S3-compatible server (s3rver, in process). Credentials reach the
@@ -57,15 +57,6 @@ function storage(opts: Partial<S3Options> = {}, warnings: string[] = []): S3Stor
   const st = new S3Storage(`s3test`, { bucket: s3.bucket, endpoint: s3.endpoint, prefix: `t${++counter}/`, ...opts }, { warn: (m) => warnings.push(m) });
   opened.push(st);
   return st;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('S3 options', () => {

@@ -13,7 +13,7 @@ import { type SftpOptions, SftpStorage, parseSftpOptions, sftpOptionWarnings } f
 import { AlreadyExistsError, PARTIAL_MARKER } from '../src/storage/types.js';
 import { freePort } from './helpers/postgres-server.js';
 import { type SshdServer, startSshd } from './helpers/sshd-server.js';
-import { generated, sha256Of } from './helpers/streams.js';
+import { generated, rejection, sha256Of } from './helpers/streams.js';
 
 /**
  * SftpStorage against a real OpenSSH sshd (test/helpers/sshd-server.ts): its own host key,
@@ -62,15 +62,6 @@ async function allFiles(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 function keygen(file: string): void {

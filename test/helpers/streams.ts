@@ -31,3 +31,13 @@ export async function sha256Of(stream: Readable): Promise<{ hex: string; size: n
   }
   return { hex: hash.digest('hex'), size };
 }
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
