@@ -1,6 +1,8 @@
 import pLimit from 'p-limit';
 import type { Policy, Target } from '../policy/types.js';
 import type { Action, BackupAction, CleanupAction, CopyAction, Manifest, Plan, PruneAction } from '../planner/types.js';
+import { isResourceAction } from '../planner/types.js';
+import { desiredResources } from '../planner/resources/index.js';
 import type { Storage } from '../storage/types.js';
 import { copyBackup } from './copy-backup.js';
 import type { Clock } from '../core/clock.js';
@@ -34,7 +36,7 @@ export interface ApplyOutcome {
 
 /**
  * Carries out a plan exactly as written (apply never re-decides, STYLE: Terraform), under locks
- * the caller took before observing. Per target: cleanups, before hooks, backups, after hooks (always), prunes (skipped
+ * the caller took before observing. Per target: cleanups, declared resources, before hooks, backups, after hooks (always), prunes (skipped
  * when the unit's backup failed). Targets run in parallel up to `parallelism`. A failure in one
  * target never stops the others; the run record keeps every outcome.
  */
@@ -90,18 +92,18 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
       const r = await fn();
       const duration_ms = Date.now() - t0;
       o.onEvent({ type: 'action_finished', action: a, duration_ms, ...r });
-      results.push({ id: a.id, kind: a.kind, target: a.target, unit: a.unit, status: 'succeeded', duration_ms, ...r });
+      results.push({ id: a.id, kind: a.kind, op: a.op, target: a.target, unit: a.unit, status: 'succeeded', duration_ms, ...r });
     } catch (err) {
       const duration_ms = Date.now() - t0;
       const error = redact((err as Error).message);
       failed.add(a.id);
       o.onEvent({ type: 'action_failed', action: a, error, duration_ms });
-      results.push({ id: a.id, kind: a.kind, target: a.target, unit: a.unit, status: 'failed', error, duration_ms });
+      results.push({ id: a.id, kind: a.kind, op: a.op, target: a.target, unit: a.unit, status: 'failed', error, duration_ms });
     }
   };
   const skip = (a: Action, reason: string) => {
     o.onEvent({ type: 'action_skipped', action: a, reason });
-    results.push({ id: a.id, kind: a.kind, target: a.target, unit: a.unit, status: 'skipped', error: reason, duration_ms: 0 });
+    results.push({ id: a.id, kind: a.kind, op: a.op, target: a.target, unit: a.unit, status: 'skipped', error: reason, duration_ms: 0 });
   };
 
   for (const a of actions.filter((x): x is CleanupAction => x.kind === 'cleanup')) {
@@ -109,6 +111,21 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
       await o.storages.get(a.storage)!.delete(a.before.key);
       return { deleted: a.before.key };
     });
+  }
+
+  // Declared resources first: a snapshot repository must exist before a snapshot goes into it.
+  const resources = actions.filter(isResourceAction);
+  if (resources.length > 0) {
+    const provider = await loadProvider(target.engine);
+    const desired = desiredResources(target, [...new Set(resources.flatMap((r) => (r.unit ? [r.unit] : [])))]);
+    for (const a of resources) {
+      await run(a, async () => {
+        if (!provider.applyResource) throw new Error(`engine ${target.engine} cannot change ${a.kind} resources`);
+        const d = desired.find((x) => x.name === a.name);
+        if (!d && a.op !== 'delete') throw new Error(`${a.kind} ${a.name} is no longer declared by the policy`);
+        return provider.applyResource(target, a, d, { log });
+      });
+    }
   }
 
   const backups = actions.filter((x): x is BackupAction => x.kind === 'backup');

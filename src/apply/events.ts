@@ -18,6 +18,8 @@ export interface ActionOutput {
   sha256?: string;
   /** The storage key a prune or cleanup deleted. */
   deleted?: string;
+  /** What a resource action did, in the engine's words (`completed: 120 documents written`). */
+  detail?: string;
 }
 
 export type ActionStatus = 'succeeded' | 'failed' | 'skipped';
@@ -27,6 +29,8 @@ export interface ActionResult extends ActionOutput {
   id: string;
   /** `hook`: an after hook that failed once the backups were done. */
   kind: Action['kind'] | 'hook';
+  /** Absent for hooks. */
+  op?: Action['op'];
   target: string;
   unit?: string;
   status: ActionStatus;

@@ -6,6 +6,7 @@ import { observeStorage } from '../storage/observe-storage.js';
 import { loadProvider } from '../providers/registry.js';
 import { isStale } from './locks.js';
 import { redact } from '../core/secrets.js';
+import { desiredResources } from '../planner/resources/index.js';
 
 /** The storages a run opened, by name; shared by observe, apply, list and restore. */
 export type OpenStorages = Map<string, Storage>;
@@ -41,8 +42,16 @@ export async function observe(policy: Policy, targets: Target[], storages: OpenS
 async function observeTarget(target: Target, storages: ObservedStorage[], log: (line: string) => void): Promise<ObservedTarget> {
   try {
     const provider = await loadProvider(target.engine);
-    const units = await provider.discoverUnits(target, { log });
-    return { name: target.name, units: [...units].sort() };
+    const units = [...(await provider.discoverUnits(target, { log }))].sort();
+    const observed: ObservedTarget = { name: target.name, units };
+    if (provider.observeResources) {
+      try {
+        observed.resources = await provider.observeResources(target, desiredResources(target, units), { log });
+      } catch (err) {
+        observed.resourcesError = redact((err as Error).message);
+      }
+    }
+    return observed;
   } catch (err) {
     // Fall back to the units the catalog knows, so their backups are still planned (and fail
     // visibly at apply) and retention still sees them.

@@ -3,7 +3,7 @@ import type { ObservedState } from './types.js';
 
 /**
  * A digest of what was observed that a plan depends on: the backups and incomplete artifacts in
- * each storage and the units of each target. Locks are left out: they come and go with every
+ * each storage, the units of each target and the revisions of its resources. Locks are left out: they come and go with every
  * apply and are checked again when the apply takes its own.
  */
 export function observedFingerprint(observed: ObservedState): string {
@@ -16,7 +16,12 @@ export function observedFingerprint(observed: ObservedState): string {
     for (const k of sortedKeys(s.backups.map((b) => b.key))) hash.update(`b ${k}\n`);
     for (const k of sortedKeys(s.incomplete.map((i) => i.key))) hash.update(`i ${k}\n`);
   }
-  for (const t of byName(observed.targets)) hash.update(`t ${t.name} ${[...t.units].sort().join(',')}\n`);
+  for (const t of byName(observed.targets)) {
+    hash.update(`t ${t.name} ${[...t.units].sort().join(',')}\n`);
+    // A resource changed since the plan (another apply, a hand edit) makes the plan stale; a
+    // running task that completes does not, or no plan with a replication in flight would apply.
+    for (const r of byName(t.resources ?? [])) hash.update(`r ${r.kind} ${r.name} ${r.revision ?? ''} ${r.deleted ? 'deleted' : ''} ${r.managed}\n`);
+  }
   return hash.digest('hex');
 }
 

@@ -18,6 +18,8 @@ import { dueness } from './schedule.js';
 import { planStorageUnit } from './replicate.js';
 import { massPruneDiagnostics } from './safety.js';
 import { observedFingerprint } from './fingerprint.js';
+import { desiredResources, producesArtifacts } from './resources/index.js';
+import { planResources } from './resources/diff.js';
 
 
 /**
@@ -53,7 +55,7 @@ export function makePlan(policy: Policy, observed: ObservedState, now: Date, opt
   };
 }
 
-/** Counts per op; `update` comes with the declarative resources of later engines. */
+/** Counts per op; `update` comes from declarative resources. */
 export function summarize(actions: Action[]): Plan['summary'] {
   const count = (op: Op) => actions.filter((a) => (a.op as Op) === op).length;
   return { create: count('create'), update: count('update'), delete: count('delete') };
@@ -113,6 +115,11 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
     else res.notes.push({ target: target.name, message: msg });
     return res;
   }
+  // Declarative resources live on the engine's system, not in storage: planned whatever the storages say.
+  const resources = planResources(target, desiredResources(target, units), observedTarget, now, opts);
+  res.actions.push(...resources.actions);
+  res.diagnostics.push(...resources.diagnostics);
+  res.notes.push(...resources.notes);
   if (!primary || primary.error) return res;
 
   const mineIn = (storage: ObservedStorage) => index.get(storage.name)?.get(target.name) ?? { backups: [], incomplete: [] };
@@ -129,7 +136,7 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
 
   // 1. Backups of the primary storage.
   const backups = new Map<string, BackupAction>();
-  for (const unit of units) {
+  for (const unit of producesArtifacts(target) ? units : []) {
     if (opts.onDemand) {
       if (opts.onDemand.units && opts.onDemand.units.length > 0 && !opts.onDemand.units.includes(unit)) continue;
       backups.set(unit, backupAction(target, unit, primary.name, 'on_demand', 'on demand: bkp backup'));

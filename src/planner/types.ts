@@ -105,6 +105,70 @@ export interface ObservedTarget {
   /** Units the engine discovered (databases, or `files` for the files engine). */
   units: string[];
   error?: string;
+  /**
+   * Declarative resources found on the live system (DESIGN §4): those bkp manages for this
+   * target, and any other that holds a name bkp wants. Absent for engines without resources.
+   */
+  resources?: ObservedResource[];
+  /** Set when the resources could not be read: the plan then changes none of them. */
+  resourcesError?: string;
+}
+
+/** Things bkp keeps on a live system as declared in the policy (DESIGN §3, §6). */
+export type ResourceKind = 'replication' | 'snapshot_repository' | 'snapshot_policy';
+
+/** A resource field's value: flat, so plans can diff it field by field. */
+export type ResourceValue = string | number | boolean | null;
+
+/**
+ * A resource as the policy declares it. Built by a pure function of the target
+ * (src/planner/resources/), so it may hold secrets (the credentials a replication uses):
+ * `sensitive` names the fields that never reach a plan, only whether they changed.
+ */
+export interface DesiredResource {
+  kind: ResourceKind;
+  target: string;
+  unit?: string;
+  /** Its identity on the live system: a `_replicator` document id, a repository name. */
+  name: string;
+  spec: Record<string, ResourceValue>;
+  sensitive: string[];
+  /**
+   * A task that runs once and completes (a one-shot replication): run again when the schedule
+   * is due, and by `bkp backup`.
+   */
+  rerunnable?: boolean;
+}
+
+/** Where a run-once resource stands on the live system. */
+export interface ResourceState {
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'crashing' | 'unknown';
+  /** The system's own words when it failed or crashes. */
+  error?: string;
+  /** ISO-8601: when it last completed (or last changed state, when that is all the system says). */
+  last_run_at?: string;
+}
+
+/** A resource as found on the live system. */
+export interface ObservedResource {
+  kind: ResourceKind;
+  name: string;
+  /** Carries bkp's mark (DESIGN §4): only these are ever changed or deleted. */
+  managed: boolean;
+  /** The target and unit named in bkp's mark. */
+  target?: string;
+  unit?: string;
+  /** The same fields as the desired spec, as found. */
+  spec: Record<string, ResourceValue>;
+  /** Fields of `spec` that are secrets (credentials): compared, never shown. */
+  sensitive: string[];
+  /** The system's revision (`_rev`), so apply changes exactly what was planned. */
+  revision?: string;
+  /** The spec digest bkp wrote in its mark (resources/digest.ts): tells drift from a policy change. */
+  mark_digest?: string;
+  /** The name is free, but a deleted managed resource left a trace (a CouchDB tombstone). */
+  deleted?: boolean;
+  state?: ResourceState;
 }
 
 /** Everything the planner may look at. Gathered by observe(); the planner does no I/O. */
@@ -172,8 +236,36 @@ export interface CleanupAction extends ActionBase {
   before: { key: string; size?: number; modified_at?: string };
 }
 
+/**
+ * Create, change or delete a declarative resource (a replication task, a snapshot repository or
+ * policy). `before`/`after` hold the spec with sensitive fields masked; apply rebuilds the real
+ * values from the policy, so a plan file never holds a secret.
+ */
+export interface ResourceAction extends ActionBase {
+  kind: ResourceKind;
+  op: Op;
+  name: string;
+  /**
+   * `create`/`delete`: declared or no longer declared; `change`: the policy changed it; `drift`:
+   * changed or deleted on the live system by hand; `rerun`: a completed one-shot task run again.
+   */
+  change: 'create' | 'change' | 'drift' | 'rerun' | 'delete';
+  before?: Record<string, ResourceValue>;
+  after?: Record<string, ResourceValue>;
+  /** Fields that differ (sensitive ones included, by name only). */
+  changed?: string[];
+  /** The observed revision apply expects to find. */
+  revision?: string;
+}
+
 /** Every action a plan may hold; later engines add theirs to this union. */
-export type Action = BackupAction | CopyAction | PruneAction | CleanupAction;
+export type Action = BackupAction | CopyAction | PruneAction | CleanupAction | ResourceAction;
+
+export const RESOURCE_KINDS: readonly ResourceKind[] = ['replication', 'snapshot_repository', 'snapshot_policy'];
+
+export function isResourceAction(a: Action): a is ResourceAction {
+  return (RESOURCE_KINDS as readonly string[]).includes(a.kind);
+}
 
 export interface PlanSummary {
   create: number;

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { Manifest } from '../planner/types.js';
+import type { DesiredResource, Manifest, ObservedResource, ResourceAction } from '../planner/types.js';
+import type { ActionOutput } from '../apply/events.js';
 import type { Target } from '../policy/types.js';
 
 /** Context handed to providers: where to log, the fixed clock, and a signal to stop. */
@@ -64,4 +65,15 @@ export interface Provider {
   restore(target: Target, unit: string, artifact: Readable, manifest: Manifest, opts: RestoreOptions, ctx: ProviderContext): Promise<RestoreResult>;
   /** Reads the whole artifact and checks the engine format (e.g. every tar entry). Returns facts found. */
   verifyDeep(target: Target, artifact: Readable, manifest: Manifest): Promise<string[]>;
+  /**
+   * Engines with declarative resources (DESIGN §6): what exists on the live system for the
+   * declared ones, plus every resource carrying bkp's mark for this target.
+   */
+  observeResources?(target: Target, desired: DesiredResource[], ctx: ProviderContext): Promise<ObservedResource[]>;
+  /**
+   * Carries out one planned resource action. `desired` is rebuilt from the policy (with the
+   * secrets a plan leaves out); absent for a delete. Fails when the live resource is no longer at
+   * the planned revision.
+   */
+  applyResource?(target: Target, action: ResourceAction, desired: DesiredResource | undefined, ctx: ProviderContext): Promise<ActionOutput>;
 }

@@ -2,10 +2,13 @@ import cliProgress from 'cli-progress';
 import type { ChalkInstance } from 'chalk';
 import type { ActionOutput, ApplyEvent, ActionResult } from '../apply/events.js';
 import type { Action } from '../planner/types.js';
+import { isResourceAction } from '../planner/types.js';
+import { resourceLabel } from './resource-fields.js';
 import { formatBytes, formatDuration } from './style.js';
 import { redact } from '../core/secrets.js';
 
 function label(a: Action): string {
+  if (isResourceAction(a)) return resourceLabel(a);
   switch (a.kind) {
     case 'backup':
       return `${a.target}/${a.unit}: backup`;
@@ -25,6 +28,7 @@ function label(a: Action): string {
 function describeOutput(o: ActionOutput): string {
   if (o.backup_id) return ` (backup ${o.backup_id}, ${formatBytes(o.bytes)}, sha256 ${o.sha256?.slice(0, 12)}…)`;
   if (o.deleted) return ` (deleted ${o.deleted})`;
+  if (o.detail) return ` (${o.detail})`;
   return '';
 }
 
@@ -123,8 +127,9 @@ export class ApplyReporter {
     const count = (f: (r: ActionResult) => boolean) => results.filter(f).length;
     const failed = count((r) => r.status === 'failed');
     const summary = {
-      created: count((r) => r.status === 'succeeded' && (r.kind === 'backup' || r.kind === 'copy')),
-      deleted: count((r) => r.status === 'succeeded' && (r.kind === 'prune' || r.kind === 'cleanup')),
+      created: count((r) => r.status === 'succeeded' && r.op === 'create'),
+      changed: count((r) => r.status === 'succeeded' && r.op === 'update'),
+      deleted: count((r) => r.status === 'succeeded' && r.op === 'delete'),
       skipped: count((r) => r.status === 'skipped'),
       failed,
     };
@@ -132,7 +137,7 @@ export class ApplyReporter {
       this.out.write(`${JSON.stringify({ type: 'summary', ...summary, ok: failed === 0 })}\n`);
       return;
     }
-    const text = `Apply ${failed ? 'finished with errors' : 'complete'}! Resources: ${summary.created} created, 0 changed, ${summary.deleted} deleted${summary.skipped ? `, ${summary.skipped} skipped` : ''}${failed ? `, ${failed} failed` : ''}.`;
+    const text = `Apply ${failed ? 'finished with errors' : 'complete'}! Resources: ${summary.created} created, ${summary.changed} changed, ${summary.deleted} deleted${summary.skipped ? `, ${summary.skipped} skipped` : ''}${failed ? `, ${failed} failed` : ''}.`;
     this.line(failed ? this.style.red.bold(text) : this.style.green.bold(text));
   }
 }

@@ -1,6 +1,8 @@
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { Action, Op, Plan } from '../planner/types.js';
 import { actionFields } from './plan-text.js';
+import { isResourceAction } from '../planner/types.js';
+import { resourceAddress } from './resource-fields.js';
 import { redact } from '../core/secrets.js';
 
 /**
@@ -198,10 +200,12 @@ function row(a: Action): string {
   const op = a.kind === 'prune' ? '⚠️ **-**' : SYMBOL[a.op];
   const kind = a.kind === 'prune' ? '**prune**' : text(a.kind);
   const unit = a.unit ? code(a.unit, true) : '';
-  return `| ${op} | ${kind} | ${unit} | ${code(a.storage, true)} | ${backupCell(a)} | ${text(a.reason)} |`;
+  const storage = isResourceAction(a) ? '' : code(a.storage, true);
+  return `| ${op} | ${kind} | ${unit} | ${storage} | ${backupCell(a)} | ${text(a.reason)} |`;
 }
 
 function backupCell(a: Action): string {
+  if (isResourceAction(a)) return code(a.name, true);
   switch (a.kind) {
     case 'backup':
       return `new ${a.backup_kind === 'on_demand' ? 'on-demand' : 'scheduled'}`;
@@ -240,6 +244,7 @@ function detailsBlock(s: Section, rows: number): string {
 }
 
 function address(a: Action): string {
+  if (isResourceAction(a)) return resourceAddress(a);
   switch (a.kind) {
     case 'backup':
       return `backup ${JSON.stringify(oneLine(`${a.target}/${a.unit}`))}`;

@@ -1,5 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { Action, Op, Plan } from '../planner/types.js';
+import { isResourceAction } from '../planner/types.js';
+import { resourceAddress, resourceRows } from './resource-fields.js';
 import { formatBytes } from './style.js';
 import { redact } from '../core/secrets.js';
 
@@ -11,6 +13,7 @@ function colorFor(style: ChalkInstance, op: Op): (s: string) => string {
 
 /** Fields shown in the block of each action, in order: what a reviewer needs, nothing more. */
 export function actionFields(a: Action): [string, string][] {
+  if (isResourceAction(a)) return resourceRows(a).map((r) => [r.key, r.from !== undefined ? `${r.from} -> ${r.value}` : r.value]);
   switch (a.kind) {
     case 'backup':
       return [
@@ -49,6 +52,7 @@ export function actionFields(a: Action): [string, string][] {
 }
 
 function address(a: Action): string {
+  if (isResourceAction(a)) return resourceAddress(a);
   switch (a.kind) {
     case 'backup':
       return `backup "${a.target}/${a.unit}"`;
@@ -78,6 +82,18 @@ export function renderPlanText(plan: Plan, style: ChalkInstance): string {
       const sym = SYMBOL[a.op];
       out.push(style.bold(`  # ${a.target}${a.unit ? `/${a.unit}` : ''}: ${a.reason}`));
       out.push(c(`  ${sym} ${address(a)} {`));
+      if (isResourceAction(a)) {
+        // Terraform's update block: `~` on the fields that change, the others shown for context.
+        const rows = resourceRows(a);
+        const width = Math.max(...rows.map((r) => r.key.length));
+        for (const r of rows) {
+          if (a.op !== 'update') out.push(c(`      ${sym} ${r.key.padEnd(width)} = ${r.value}`));
+          else if (r.from !== undefined) out.push(c(`      ~ ${r.key.padEnd(width)} = ${r.from} -> ${r.value}`));
+          else out.push(`        ${r.key.padEnd(width)} = ${r.value}`);
+        }
+        out.push(c('    }'), '');
+        continue;
+      }
       const fs = actionFields(a);
       const width = Math.max(...fs.map(([k]) => k.length));
       for (const [k, v] of fs) out.push(c(`      ${sym} ${k.padEnd(width)} = "${v}"`));
