@@ -186,7 +186,14 @@ async function applyTarget(o: ApplyOptions, target: Target, actions: Action[]): 
       continue;
     }
     await run(a, async () => {
-      const storage = o.storages.get(a.storage)!;
+      const storage = o.storages.get(a.storage);
+      if (!storage) {
+        // An engine catalog (Elasticsearch snapshots): the engine deletes its own backup.
+        const provider = await loadProvider(target.engine);
+        if (!provider.deleteBackup) throw new Error(`engine ${target.engine} cannot delete from ${a.storage}`);
+        await provider.deleteBackup(target, a, { log });
+        return { deleted: a.before.key };
+      }
       // Manifest first: from then on the backup is no longer listed as good, whatever happens next.
       await storage.delete(a.before.manifest_key);
       await storage.delete(a.before.key);
@@ -223,7 +230,14 @@ async function readManifestAt(storage: Storage, manifestKey: string, id: string)
 
 async function backupOne(o: ApplyOptions, target: Target, a: BackupAction, log: (line: string) => void, made: (m: Manifest) => void): Promise<ActionOutput> {
   const provider = await loadProvider(target.engine);
-  const storage = o.storages.get(a.storage)!;
+  const storage = o.storages.get(a.storage);
+  if (!storage) {
+    // An engine catalog: the engine takes the backup inside its own system (a snapshot).
+    if (!provider.takeBackup) throw new Error(`engine ${target.engine} cannot take backups into ${a.storage}`);
+    const m = await provider.takeBackup(target, a.unit, a.backup_kind, o.clock.now(), { log });
+    made(m);
+    return { backup_id: m.id, ...(m.size ? { bytes: m.size } : {}), detail: `snapshot ${m.artifact}` };
+  }
   const t0 = Date.now();
   const manifest = await writeBackup({
     target,

@@ -6,7 +6,7 @@ import { observeStorage } from '../storage/observe-storage.js';
 import { loadProvider } from '../providers/registry.js';
 import { isStale } from './locks.js';
 import { redact } from '../core/secrets.js';
-import { desiredResources } from '../planner/resources/index.js';
+import { desiredResources, engineCatalog } from '../planner/resources/index.js';
 
 /** The storages a run opened, by name; shared by observe, apply, list and restore. */
 export type OpenStorages = Map<string, Storage>;
@@ -34,9 +34,25 @@ export async function observe(policy: Policy, targets: Target[], storages: OpenS
     o.locks = o.locks.filter((l) => l.holder !== selfHolder && !isStale(l, realNow));
     observedStorages.push(o);
   }
+  for (const target of targets) {
+    const catalog = engineCatalog(target);
+    if (catalog) observedStorages.push(await observeEngineCatalog(target, catalog, log));
+  }
   const observedTargets: ObservedTarget[] = [];
   for (const target of targets) observedTargets.push(await observeTarget(target, observedStorages, log));
   return { storages: observedStorages, targets: observedTargets };
+}
+
+/** An engine's own catalog as a storage the planner can read (Elasticsearch snapshots). */
+export async function observeEngineCatalog(target: Target, catalog: string, log: (line: string) => void): Promise<ObservedStorage> {
+  try {
+    const provider = await loadProvider(target.engine);
+    if (!provider.listCatalog) throw new Error(`engine ${target.engine} has no catalog of its own`);
+    const { backups, warnings } = await provider.listCatalog(target, catalog, { log });
+    return { name: catalog, backups, incomplete: [], locks: [], warnings };
+  } catch (err) {
+    return { name: catalog, backups: [], incomplete: [], locks: [], error: `target ${target.name}: ${redact((err as Error).message)}` };
+  }
 }
 
 async function observeTarget(target: Target, storages: ObservedStorage[], log: (line: string) => void): Promise<ObservedTarget> {

@@ -18,7 +18,7 @@ import { dueness } from './schedule.js';
 import { planStorageUnit } from './replicate.js';
 import { massPruneDiagnostics } from './safety.js';
 import { observedFingerprint } from './fingerprint.js';
-import { desiredResources, producesArtifacts } from './resources/index.js';
+import { desiredResources, engineCatalog, producesArtifacts, retentionByEngine } from './resources/index.js';
 import { planResources } from './resources/diff.js';
 
 
@@ -96,7 +96,10 @@ interface TargetPlan {
 function planTarget(policy: Policy, target: Target, observed: ObservedState, index: ObservedIndex, now: Date, opts: PlanOptions): TargetPlan {
   const res: TargetPlan = { actions: [], diagnostics: [], notes: [] };
   const observedTarget = observed.targets.find((t) => t.name === target.name);
-  const storages = target.storage.map((name) => observed.storages.find((s) => s.name === name));
+  // An engine catalog (Elasticsearch snapshots) is the target's only storage; its lock still lives in bkp's storage.
+  const catalog = engineCatalog(target);
+  const storages = (catalog ? [catalog] : target.storage).map((name) => observed.storages.find((s) => s.name === name));
+  const lockStorages = target.storage.map((name) => observed.storages.find((s) => s.name === name));
   const primary = storages[0];
   const units = observedTarget?.units ?? [];
 
@@ -106,9 +109,10 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
   }
   for (const s of storages) {
     if (s?.error) res.diagnostics.push({ severity: 'warning', code: 'observe.storage', target: target.name, summary: s.error });
+    for (const w of s?.warnings ?? []) res.diagnostics.push({ severity: 'warning', code: 'observe.catalog', target: target.name, summary: `target ${target.name}: ${w}` });
   }
 
-  const lock = activeLock(storages, target.name);
+  const lock = activeLock(lockStorages, target.name);
   if (lock) {
     const msg = `locked by ${lock.holder} (host ${lock.host}, pid ${lock.pid}) since ${lock.created_at}, in storage ${lock.storage}: a backup is in progress, nothing planned; if that process is gone, run \`bkp unlock ${lock.id}\``;
     if (opts.onDemand) res.diagnostics.push({ severity: 'error', code: 'plan.locked', target: target.name, summary: `target ${target.name}: ${msg}` });
@@ -120,7 +124,7 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
   res.actions.push(...resources.actions);
   res.diagnostics.push(...resources.diagnostics);
   res.notes.push(...resources.notes);
-  if (!primary || primary.error) return res;
+  if (!primary || primary.error || retentionByEngine(target)) return res;
 
   const mineIn = (storage: ObservedStorage) => index.get(storage.name)?.get(target.name) ?? { backups: [], incomplete: [] };
   const byUnit = (list: BackupRecord[]) => {

@@ -97,6 +97,8 @@ export interface ObservedStorage {
   locks: LockInfo[];
   /** Set when the storage could not be read; the plan then does nothing that depends on it. */
   error?: string;
+  /** Things worth a warning that are not backups: a PARTIAL or FAILED snapshot in an engine catalog. */
+  warnings?: string[];
 }
 
 /** What the live system of a target looks like (units discovered, engine errors). */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { DesiredResource, Manifest, ObservedResource, ResourceAction } from '../planner/types.js';
+import type { BackupKind, BackupRecord, DesiredResource, Manifest, ObservedResource, PruneAction, ResourceAction } from '../planner/types.js';
 import type { ActionOutput } from '../apply/events.js';
 import type { Target } from '../policy/types.js';
 
@@ -76,4 +76,15 @@ export interface Provider {
    * the planned revision.
    */
   applyResource?(target: Target, action: ResourceAction, desired: DesiredResource | undefined, ctx: ProviderContext): Promise<ActionOutput>;
+
+  /**
+   * Engines whose backups live in their own system (Elasticsearch snapshots in a repository,
+   * planner/resources `engineCatalog`): the catalog, manifests filled in (built from the engine's
+   * own records), and what is wrong with entries that are not good backups.
+   */
+  listCatalog?(target: Target, catalog: string, ctx: ProviderContext): Promise<{ backups: BackupRecord[]; warnings: string[] }>;
+  /** Takes a backup inside the engine's catalog and returns its manifest. */
+  takeBackup?(target: Target, unit: string, kind: BackupKind, startedAt: Date, ctx: ProviderContext): Promise<Manifest>;
+  /** Deletes a backup from the engine's catalog (a prune). */
+  deleteBackup?(target: Target, prune: PruneAction, ctx: ProviderContext): Promise<void>;
 }

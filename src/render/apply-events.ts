@@ -26,6 +26,7 @@ function label(a: Action): string {
 }
 
 function describeOutput(o: ActionOutput): string {
+  if (o.backup_id && !o.sha256) return ` (backup ${o.backup_id}${o.detail ? `, ${o.detail}` : ''})`;
   if (o.backup_id) return ` (backup ${o.backup_id}, ${formatBytes(o.bytes)}, sha256 ${o.sha256?.slice(0, 12)}…)`;
   if (o.deleted) return ` (deleted ${o.deleted})`;
   if (o.detail) return ` (${o.detail})`;
