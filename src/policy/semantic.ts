@@ -5,6 +5,8 @@ import { SCHEDULED_COUNTS, SCHEDULED_WITHINS, keepsScheduledBackups } from './re
 import { didYouMean } from './suggest.js';
 import { atPath, formatPath, isRecord } from './tree.js';
 import type { FieldPath } from './tree.js';
+import type { RetentionRules } from './types.js';
+import { cronToSlm, retentionToSlm } from '../planner/resources/slm.js';
 
 // cron-parser is CommonJS and require()s luxon's CommonJS build; importing luxon as ESM here would load
 // a second copy of it (its ESM build). Both are loaded on the first schedule checked, through require.
@@ -74,6 +76,13 @@ export function semanticDiagnostics(value: unknown, source: YamlSource): Diagnos
         missingRetention.add(key);
         report('error', 'semantic.retention_keeps_nothing', schedulePath, `has no retention, so target "${name}" would keep no backups; add e.g. retention: { keep_daily: 7 }`, 'key');
       }
+    }
+    if (t.engine === 'elasticsearch' && t.mode === 'slm' && schedule && typeof schedule.cron === 'string') {
+      // SLM keeps by age and count only, and runs in UTC: say what it cannot express, where.
+      const cron = cronToSlm({ cron: schedule.cron, timezone: typeof schedule.timezone === 'string' ? schedule.timezone : 'UTC' });
+      if (!cron.ok) report('error', 'semantic.slm_schedule', [...at, 'mode'], cron.error);
+      const retention = isRecord(schedule.retention) ? retentionToSlm(schedule.retention as RetentionRules, schedule.cron) : undefined;
+      if (retention && !retention.ok) report('error', 'semantic.slm_retention', [...at, 'mode'], retention.error);
     }
     if (t.engine === 'couchdb' && t.continuous === true) {
       report('warning', 'semantic.continuous_replication', [...at, 'continuous'],
