@@ -1,6 +1,7 @@
 import type { Policy, Target } from '../policy/types.js';
 import type { BackupRecord, ObservedStorage } from '../planner/types.js';
-import { openStoragesFor, type OpenStorages } from '../apply/observe.js';
+import { observeEngineCatalog, openStoragesFor, type OpenStorages } from '../apply/observe.js';
+import { engineCatalog } from '../planner/resources/index.js';
 import { observeStorage } from '../storage/observe-storage.js';
 import { readManifest } from '../storage/read-manifest.js';
 import { UserError } from '../core/diagnostics.js';
@@ -14,7 +15,7 @@ export interface Catalog {
 }
 
 export async function readCatalog(policy: Policy, targets: Target[], storageName?: string): Promise<Catalog> {
-  if (storageName && !policy.storages[storageName]) {
+  if (storageName && !policy.storages[storageName] && !targets.some((t) => engineCatalog(t) === storageName)) {
     throw new UserError(`unknown storage "${storageName}" in ${policy.file} (storages: ${Object.keys(policy.storages).join(', ')})`);
   }
   const storages = await openStoragesFor(policy, targets);
@@ -33,7 +34,21 @@ export async function readCatalog(policy: Policy, targets: Target[], storageName
     }
     observed.push(o);
   }
+  // Engines that keep their own catalog (Elasticsearch snapshots): manifests come built from it.
+  for (const t of targets) {
+    const name = engineCatalog(t);
+    if (!name || (storageName && storageName !== name)) continue;
+    const o = await observeEngineCatalog(t, name, () => undefined);
+    if (o.error) throw new UserError(o.error);
+    observed.push(o);
+  }
   return { storages, observed, unreadable };
+}
+
+/** The storages a target's backups live in: its own, or its engine's catalog. */
+export function storagesOf(t: Target): string[] {
+  const name = engineCatalog(t);
+  return name ? [name] : t.storage;
 }
 
 /** Good backups of one unit, oldest first, across the catalog's storages (primary first). */

@@ -85,6 +85,8 @@ export interface Provider {
   listCatalog?(target: Target, catalog: string, ctx: ProviderContext): Promise<{ backups: BackupRecord[]; warnings: string[] }>;
   /** Takes a backup inside the engine's catalog and returns its manifest. */
   takeBackup?(target: Target, unit: string, kind: BackupKind, startedAt: Date, ctx: ProviderContext): Promise<Manifest>;
+  /** Checks a backup of the engine's catalog (`bkp verify`; `deep`: ask the engine to check the data too). */
+  verifyCatalogBackup?(target: Target, backup: BackupRecord, deep: boolean): Promise<{ problems: string[]; details: string[] }>;
   /** Deletes a backup from the engine's catalog (a prune). */
   deleteBackup?(target: Target, prune: PruneAction, ctx: ProviderContext): Promise<void>;
 }

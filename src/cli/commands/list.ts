@@ -1,5 +1,5 @@
 import { clockFrom, loadPolicyOrFail, selectTargets, stdoutStyle, write } from '../context.js';
-import { readCatalog } from '../catalog.js';
+import { readCatalog, storagesOf } from '../catalog.js';
 import { retainUnit } from '../../planner/unit-retention.js';
 import { renderCatalogText, renderRunsText, type CatalogEntry } from '../../render/catalog-text.js';
 import { readRunRecords } from '../../apply/run-record.js';
@@ -35,7 +35,7 @@ export async function listCommand(args: ListArgs): Promise<number> {
 
   const entries: CatalogEntry[] = [];
   for (const o of catalog.observed) {
-    for (const target of targets.filter((t) => t.storage.includes(o.name))) {
+    for (const target of targets.filter((t) => storagesOf(t).includes(o.name))) {
       const rules = policy.storages[o.name]?.retention ?? target.schedule.retention;
       const mine = o.backups.filter((b) => b.target === target.name);
       for (const unit of [...new Set(mine.map((b) => b.unit))].sort()) {

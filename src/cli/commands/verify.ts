@@ -20,13 +20,19 @@ export async function verifyCommand(args: VerifyArgs): Promise<number> {
   const style = stdoutStyle();
   const results: VerifyResult[] = [];
   for (const o of catalog.observed) {
-    const storage = catalog.storages.get(o.name)!;
+    const storage = catalog.storages.get(o.name);
     for (const b of o.backups) {
       const base = { storage: o.name, target: b.target, unit: b.unit, id: b.id, started_at: b.started_at };
       const problem = catalog.unreadable.get(`${o.name}:${b.key}`);
       let r: VerifyResult;
       if (!b.manifest || problem) {
         r = { ...base, ok: false, problems: [problem ?? 'manifest missing'], details: [] };
+      } else if (!storage) {
+        // An engine catalog (Elasticsearch snapshots): the engine checks its own backup.
+        const target = policy.targets[b.target]!;
+        const provider = await loadProvider(target.engine);
+        const v = provider.verifyCatalogBackup ? await provider.verifyCatalogBackup(target, b, args.deep) : { problems: [`engine ${target.engine} cannot verify`], details: [] };
+        r = { ...base, ok: v.problems.length === 0, ...v };
       } else {
         const target = policy.targets[b.target]!;
         const deep = args.deep ? { provider: await loadProvider(target.engine), target } : undefined;
