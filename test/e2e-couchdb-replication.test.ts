@@ -136,7 +136,8 @@ describe('couchdb replication tasks (express-pouchdb source and replica)', () =>
     const doc = (await replicatorDocs(src)).find((d) => d._id === id)!;
     const edited = { ...doc, create_target: false };
     delete edited._replication_state;
-    expect((await couch(src, 'PUT', `_replicator/${id}`, edited)).status).toBe(201);
+    const put = await couch(src, 'PUT', `_replicator/${id}`, edited);
+    expect(put.status, JSON.stringify(put.json)).toBe(201);
     const p = await bkp(['plan', '-c', config, '--now', SUNDAY], { env });
     expect(p.stdout).toContain(`# iot/${devices()}: drift: create_target changed on the live system since bkp wrote it`);
     expect(p.stdout).toContain('      ~ create_target = false -> true');
@@ -162,7 +163,8 @@ describe('couchdb replication tasks (express-pouchdb source and replica)', () =>
     expect(p.stdout).not.toContain('manual-nightly');
     const a = await bkp(['apply', '-c', config, '--now', SUNDAY, '--auto-approve'], { env });
     expect(a.code).toBe(1);
-    expect(a.stderr).toContain('the plan has errors, nothing was applied');
+    expect(a.stdout).toContain(`Error: target iot: replication ${mine} already exists and was not made by bkp`);
+    expect(a.stdout).not.toMatch(/: done in/); // nothing applied
     expect((await replicatorDocs(src)).find((d) => d._id === mine)!.bkp).toBeUndefined();
   });
 
@@ -180,15 +182,16 @@ describe('couchdb replication tasks (express-pouchdb source and replica)', () =>
     expect(await docCount(replica, 'users')).toBe(1); // the replica's data is never deleted
   });
 
-  it('a replication that fails is reported with the server\'s words, in apply and in the next plan', async () => {
+  it('a replication that cannot complete: apply says so after replication_timeout, and the next plan leaves it running', async () => {
     const dead = 'http://127.0.0.1:9'; // discard port: nothing listens
     const failing = path.join(t.dir, 'failing.yaml');
-    writeFileSync(failing, policy(src, dead, ['users']).replace('iot:', 'lost:').replace('${env:CLOUDANT_REPLICA_URL}', dead));
+    writeFileSync(failing, `${policy(src, dead, ['users']).replace('iot:', 'lost:').replace('\${env:CLOUDANT_REPLICA_URL}', dead)}    replication_timeout: 2\n`);
     const a = await bkp(['apply', '-c', failing, '--now', SUNDAY, '--auto-approve'], { env });
     expect(a.code).toBe(1);
-    expect(a.stdout + a.stderr).toMatch(/replication bkp-lost-\S+ failed: /);
+    expect(a.stdout + a.stderr).toMatch(/replication bkp-lost-\S+ did not complete within 2 s \(state: running\); it keeps running on the server/);
     const p = await bkp(['plan', '-c', failing, '--now', SUNDAY], { env });
-    expect(p.stdout + p.stderr).toMatch(/Warning: target lost: replication bkp-lost-\S+ failed \(\S+\): \S+/);
+    expect(p.stdout + p.stderr).toMatch(/Note: lost\/\S+: replication bkp-lost-\S+ is still running \(since \S+\): left to finish/);
+    expect(lastLine(p.stdout)).toBe('No changes.');
   });
 });
 
@@ -229,7 +232,7 @@ describe('couchdb replication with credentials (express-pouchdb with an admin)',
   it('a wrong password: a clear error naming the server, the password masked', async () => {
     const bad = src.url.replace(src.admin!.password, 'wrong-password');
     const r = await bkp(['plan', '-c', config, '--now', SUNDAY], { env: { CLOUDANT_URL: bad, CLOUDANT_REPLICA_URL: replica.url } });
-    expect(r.stdout + r.stderr).toContain(`couchdb ${src.origin}`);
+    expect(r.stdout + r.stderr).toContain(`CouchDB server ${src.origin}`);
     expect(r.stdout + r.stderr).toMatch(/401/);
     expect(r.stdout + r.stderr).not.toContain('wrong-password');
   });

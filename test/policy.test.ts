@@ -172,10 +172,32 @@ targets:
     const search = p.targets.search!;
     expect(search.settings.auth).toEqual({ api_key: 'es-api-key-123' });
     const shown = JSON.stringify([store.displaySettings, search.displaySettings]);
-    for (const secret of ['pg-s3cret', 'es-api-key-123', 'http://es.internal:9200']) {
+    for (const secret of ['pg-s3cret', 'es-api-key-123']) {
       expect(shown).not.toContain(secret);
       expect(redact(`value: ${secret}`)).toBe('value: ***');
     }
+    expect(shown).not.toContain('http://es.internal:9200');
+  });
+
+  it('a server URL from the environment shows its host, never its user and password', async () => {
+    await mustLoad(`version: 1
+targets:
+  iot:
+    engine: couchdb
+    url: \${env:CLOUDANT_URL}
+    replicate_to: \${env:CLOUDANT_REPLICA_URL}
+    databases: [devices]
+    schedule: { cron: "0 3 * * 0", retention: { keep_weekly: 4 } }
+  hook:
+    engine: files
+    paths: [x]
+    hooks: { after: ["curl \${env:WEBHOOK_URL}"] }
+    schedule: { cron: "0 3 * * 0", retention: { keep_weekly: 4 } }
+`, file(tempDir()), { CLOUDANT_URL: 'https://admin:pa%24%24word@acct.cloudant.com', CLOUDANT_REPLICA_URL: 'https://apikey-v2-abcdef@replica.example.org/', WEBHOOK_URL: 'https://hooks.example.org/services/T0/B0/tok3n' });
+    expect(redact('https://acct.cloudant.com/devices')).toBe('https://acct.cloudant.com/devices');
+    expect(redact('error from https://admin:pa%24%24word@acct.cloudant.com: pa$$word')).toBe('error from https://admin:***@acct.cloudant.com: ***');
+    expect(redact('user apikey-v2-abcdef')).toBe('user ***');
+    expect(redact('https://hooks.example.org/services/T0/B0/tok3n')).toBe('***');
   });
 
   it('variables named for a place (…_DIR, …_VOLUMES, …_HOST) are shown; credentials never are', async () => {

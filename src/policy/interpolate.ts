@@ -81,13 +81,39 @@ function interpolateString(s: string, at: FieldPath, opts: InterpolateOptions, r
       report(error(at, opts, written, resolved.problem));
       out += written;
     } else {
-      if (kind === 'file' || !isPlainSetting(arg)) registerSecret(resolved);
+      if (kind === 'file') registerSecret(resolved);
+      else if (!isPlainSetting(arg)) registerSecretsOf(resolved);
       out += resolved;
     }
     last = close + 1;
     TOKEN.lastIndex = last;
   }
   return out + s.slice(last);
+}
+
+/**
+ * A server URL (`https://user:pw@host:port`, nothing after the host: no path, query or fragment,
+ * where webhooks and DSNs carry tokens) keeps its host visible, because a plan that says which
+ * server a replication reads is what a reviewer needs: only its user and password are registered.
+ * Any other value is masked whole.
+ */
+function registerSecretsOf(value: string): void {
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+\/?$/i.test(value)) {
+    try {
+      const u = new URL(value);
+      // The password; or a user alone, which may be a token (`https://TOKEN@host`). A user
+      // name beside a password is no secret, and masking "admin" everywhere would garble output.
+      const secret = u.password || u.username;
+      if (secret) {
+        registerSecret(secret);
+        registerSecret(decodeURIComponent(secret));
+      }
+      return;
+    } catch {
+      // not a URL after all: masked whole below
+    }
+  }
+  registerSecret(value);
 }
 
 function resolve(kind: 'env' | 'file', arg: string, opts: InterpolateOptions): string | { problem: string } {

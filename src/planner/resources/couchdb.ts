@@ -18,14 +18,15 @@ export function couchdbReplications(target: Target, units: string[]): DesiredRes
   const source = splitCredentials(s.url);
   const replica = splitCredentials(s.replicate_to);
   const continuous = s.continuous === true;
-  return units.map((db) => ({
+  return units.map((unit) => ({
     kind: 'replication' as const,
     target: target.name,
-    unit: db,
-    name: replicationDocId(target.name, db),
+    unit,
+    name: replicationDocId(target.name, unit),
     spec: {
-      source: joinDatabase(source.url, db),
-      target: joinDatabase(replica.url, db),
+      // Units are database names with characters unsafe in file names %-escaped (providers/couchdb/settings.ts).
+      source: joinDatabase(source.url, decodeURIComponent(unit)),
+      target: joinDatabase(replica.url, decodeURIComponent(unit)),
       source_auth: basicAuth(source),
       target_auth: basicAuth(replica),
       create_target: true,

@@ -56,6 +56,9 @@ export function planResources(target: Target, desired: DesiredResource[], observ
     }
     const rerun = rerunReason(target, d, o, now, onDemand !== undefined);
     if (rerun) out.actions.push(action(d, 'update', 'rerun', rerun, o, []));
+    else if (d.rerunnable && (o.state?.status === 'running' || o.state?.status === 'pending')) {
+      out.notes.push({ target: target.name, ...(d.unit ? { unit: d.unit } : {}), message: `${d.kind} ${d.name} is still ${o.state.status}${o.state.last_run_at ? ` (since ${o.state.last_run_at})` : ''}: left to finish` });
+    }
   }
 
   // `bkp backup` only adds; a target whose units could not be discovered keeps what it has.

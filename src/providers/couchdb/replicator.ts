@@ -60,7 +60,7 @@ interface CouchError extends Error {
 
 function server(target: Target): nano.ServerScope {
   const url = (target.settings as { url: string }).url;
-  return nano({ url, requestDefaults: { timeout: 30_000 } } as nano.Configuration);
+  return nano(url);
 }
 
 /** `couchdb https://src.example.org: 401 unauthorized (…)`, credentials masked. */
@@ -110,13 +110,16 @@ async function schedulerStates(couch: nano.ServerScope): Promise<Map<string, Sch
   }
 }
 
+/**
+ * Whether a document id has a deleted revision: `open_revs=all` lists the tombstone on CouchDB and
+ * PouchDB Server alike (CouchDB also says `reason: deleted` on a plain GET; PouchDB says `missing`).
+ */
 async function isTombstone(couch: nano.ServerScope, id: string): Promise<boolean> {
   try {
-    await couch.request({ db: REPLICATOR, doc: id });
-    return false;
-  } catch (err) {
-    const e = err as CouchError;
-    return e.statusCode === 404 && e.reason === 'deleted';
+    const revs = (await couch.request({ db: REPLICATOR, doc: id, qs: { open_revs: 'all' }, headers: { accept: 'application/json' } })) as { ok?: { _deleted?: boolean } }[];
+    return Array.isArray(revs) && revs.length > 0 && revs.every((r) => r.ok?._deleted === true);
+  } catch {
+    return false; // 404: never existed
   }
 }
 
@@ -184,10 +187,29 @@ function documentState(doc: ReplicationDoc): ResourceState {
   return { status, ...(doc._replication_state_reason ? { error: doc._replication_state_reason } : {}), ...(at ? { last_run_at: at } : {}) };
 }
 
-/** The document bkp writes for a declared replication: credentials in `auth` objects, not URLs. */
-function toDocument(d: DesiredResource): ReplicationDoc {
+/**
+ * How a server takes credentials in a replication document: CouchDB 3.2+ (and Cloudant) an
+ * `auth.basic` object it masks; older CouchDB and PouchDB Server only a Basic header.
+ */
+type CredentialForm = 'auth' | 'header';
+
+async function credentialForm(couch: nano.ServerScope): Promise<CredentialForm> {
+  try {
+    const info = (await couch.request({ path: '' })) as { couchdb?: string; version?: string; vendor?: { name?: string } };
+    if (info.couchdb === undefined) return 'header'; // PouchDB Server answers {"express-pouchdb": "Welcome"}
+    if (/cloudant/i.test(info.vendor?.name ?? '')) return 'auth';
+    const [major = 0, minor = 0] = (info.version ?? '0.0').split('.').map(Number);
+    return major > 3 || (major === 3 && minor >= 2) ? 'auth' : 'header';
+  } catch {
+    return 'auth';
+  }
+}
+
+/** The document bkp writes for a declared replication: credentials out of the URLs. */
+function toDocument(d: DesiredResource, form: CredentialForm): ReplicationDoc {
   const endpoint = (url: ResourceValue, auth: ResourceValue): Endpoint => {
     if (typeof auth !== 'string') return String(url);
+    if (form === 'header') return { url: String(url), headers: { Authorization: `Basic ${Buffer.from(auth).toString('base64')}` } };
     const i = auth.indexOf(':');
     return { url: String(url), auth: { basic: { username: auth.slice(0, i), password: auth.slice(i + 1) } } };
   };
@@ -233,7 +255,7 @@ export async function applyReplication(target: Target, a: ResourceAction, d: Des
     if (a.op === 'delete') return { detail: `deleted ${REPLICATOR}/${a.name}` };
   }
   if (!d) throw new Error(`replication ${a.name} is no longer declared by the policy`);
-  const doc = toDocument(d);
+  const doc = toDocument(d, await credentialForm(couch));
   try {
     await db.insert(doc);
   } catch (err) {
