@@ -109,7 +109,7 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
   }
   for (const s of storages) {
     if (s?.error) res.diagnostics.push({ severity: 'warning', code: 'observe.storage', target: target.name, summary: s.error });
-    for (const w of s?.warnings ?? []) res.diagnostics.push({ severity: 'warning', code: 'observe.catalog', target: target.name, summary: `target ${target.name}: ${w}` });
+    for (const w of s?.warnings ?? []) res.diagnostics.push({ severity: 'warning', code: 'catalog.not_good', target: target.name, summary: `target ${target.name}: ${w}` });
   }
 
   const lock = activeLock(lockStorages, target.name);
@@ -124,7 +124,7 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
   res.actions.push(...resources.actions);
   res.diagnostics.push(...resources.diagnostics);
   res.notes.push(...resources.notes);
-  if (!primary || primary.error || retentionByEngine(target)) return res;
+  if (!primary || primary.error || (retentionByEngine(target) && !opts.onDemand)) return res;
 
   const mineIn = (storage: ObservedStorage) => index.get(storage.name)?.get(target.name) ?? { backups: [], incomplete: [] };
   const byUnit = (list: BackupRecord[]) => {
@@ -140,7 +140,9 @@ function planTarget(policy: Policy, target: Target, observed: ObservedState, ind
 
   // 1. Backups of the primary storage.
   const backups = new Map<string, BackupAction>();
-  for (const unit of producesArtifacts(target) ? units : []) {
+  // An SLM target takes no scheduled backup from bkp, but `bkp backup` runs its policy now.
+  const backupUnits = producesArtifacts(target) || (opts.onDemand && retentionByEngine(target)) ? units : [];
+  for (const unit of backupUnits) {
     if (opts.onDemand) {
       if (opts.onDemand.units && opts.onDemand.units.length > 0 && !opts.onDemand.units.includes(unit)) continue;
       backups.set(unit, backupAction(target, unit, primary.name, 'on_demand', 'on demand: bkp backup'));
