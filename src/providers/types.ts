@@ -16,6 +16,12 @@ export interface BackupStream {
   /** File extension of the artifact, without the dot: `tar.gz`, `dump`. */
   ext: string;
   compression: Manifest['compression'];
+  /**
+   * The storage-level compression when the storage sets none. Absent: gzip for an uncompressed
+   * output. `none` when the user asked the engine for an uncompressed artifact (postgres
+   * `compression: none`), which bkp must then not compress behind their back.
+   */
+  storageCompression?: 'none';
   /** Resolves after the stream ended successfully with engine facts; rejects if the engine failed. */
   done: Promise<Record<string, unknown>>;
 }
@@ -28,6 +34,16 @@ export interface RestoreOptions {
   name?: string;
   peerUrl?: string;
   clientUrl?: string;
+}
+
+/** Options of a restore from an engine catalog (Elasticsearch: which indices, renamed how). */
+export interface CatalogRestoreOptions {
+  force: boolean;
+  indices?: string[];
+  renamePattern?: string;
+  renameReplacement?: string;
+  /** bkp's clock, for the safety backup's start. */
+  now: Date;
 }
 
 /** The destination of a restore, as the provider sees it. */
@@ -87,6 +103,11 @@ export interface Provider {
   takeBackup?(target: Target, unit: string, kind: BackupKind, startedAt: Date, ctx: ProviderContext): Promise<Manifest>;
   /** Checks a backup of the engine's catalog (`bkp verify`; `deep`: ask the engine to check the data too). */
   verifyCatalogBackup?(target: Target, backup: BackupRecord, deep: boolean): Promise<{ problems: string[]; details: string[] }>;
+  /**
+   * Restores a backup of the engine's catalog in place (`bkp restore`): refuses to overwrite live
+   * data without `force`, and with it takes a safety backup first (returned in the result).
+   */
+  restoreCatalogBackup?(target: Target, backup: BackupRecord, opts: CatalogRestoreOptions, ctx: ProviderContext): Promise<RestoreResult & { safety?: Manifest }>;
   /** Deletes a backup from the engine's catalog (a prune). */
   deleteBackup?(target: Target, prune: PruneAction, ctx: ProviderContext): Promise<void>;
 }
