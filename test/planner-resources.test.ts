@@ -191,6 +191,21 @@ describe('planner: replication documents', () => {
     expect(pl.diagnostics[0]!.summary).toMatch(/401 unauthorized; its replications are left as they are/);
   });
 
+  it('plans with every kind of resource action match schemas/plan.schema.json', async () => {
+    const { Ajv2020 } = await import('ajv/dist/2020.js');
+    const { readFileSync } = await import('node:fs');
+    const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(JSON.parse(readFileSync('schemas/plan.schema.json', 'utf8')));
+    const before = couchPolicy();
+    const after = couchPolicy({ continuous: true, databases: ['devices', 'users', 'shields'], export: true });
+    const pl = plan(after, state(after, [
+      written(before, 'devices', { state: completed('2026-11-22T03:05:00Z') }),
+      written(couchPolicy({ databases: ['old'] }), 'old'),
+    ], ['devices', 'users', 'shields']));
+    expect(new Set(pl.actions.map((a) => `${a.kind}/${a.op}`))).toEqual(new Set(['replication/update', 'replication/create', 'replication/delete', 'backup/create']));
+    expect(validate(JSON.parse(JSON.stringify(pl))), JSON.stringify(validate.errors)).toBe(true);
+  });
+
   it('export: true also plans the export backups', () => {
     const pe = couchPolicy({ export: true });
     const pl = plan(pe, state(pe, []));
