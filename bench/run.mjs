@@ -51,6 +51,16 @@ import { runStorageBench } from './lib/storage-bench.mjs'; // --only storage (is
 }
 // ---- end of the --only etcd hook -----------------------------------------------------------------
 
+// ---- --only couchdb (CouchDB export benchmark): all of it lives in bench/lib/couchdb-bench.mjs ----
+// Runs before the option parsing below and removes `couchdb` and its --couchdb-* options from argv.
+{
+  const { runFromBenchArgv } = await import('./lib/couchdb-bench.mjs');
+  const couchHook = await runFromBenchArgv(process.argv.slice(2));
+  if (couchHook.onlyCouchdb) process.exit(0);
+  process.argv.splice(2, Infinity, ...couchHook.rest);
+}
+// ---- end of the --only couchdb hook --------------------------------------------------------------
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {

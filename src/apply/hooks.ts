@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/diagnostics.js';
 
-export type HookPhase = 'before' | 'after';
+export type HookPhase = 'before' | 'after' | 'after_restore';
 
 export interface HookOptions {
   /** Per command. */

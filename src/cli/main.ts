@@ -121,6 +121,10 @@ async function main(argv: string[]): Promise<number> {
           .option('name', { type: 'string', describe: 'etcd: the restored member\'s name (default restored)' })
           .option('peer-url', { type: 'string', describe: 'etcd: its peer URL (default http://127.0.0.1:2380)' })
           .option('client-url', { type: 'string', describe: 'etcd: its client URL (default http://127.0.0.1:2379)' })
+          .option('from-replica', { type: 'boolean', default: false, describe: 'couchdb: replicate the replica (replicate_to) back instead of loading a backup' })
+          .option('indices', { type: 'string', array: true, describe: 'elasticsearch: indices of the snapshot to restore (patterns; default all)' })
+          .option('rename-pattern', { type: 'string', describe: 'elasticsearch: regex on index names, e.g. (.+)' })
+          .option('rename-replacement', { type: 'string', describe: 'elasticsearch: what matching names become, e.g. restored-$1' })
           .option('storage', { type: 'string' }),
       (a) =>
         run(async () =>
@@ -136,6 +140,10 @@ async function main(argv: string[]): Promise<number> {
             name: a.name,
             peerUrl: a.peerUrl,
             clientUrl: a.clientUrl,
+            fromReplica: a.fromReplica,
+            indices: a.indices?.flatMap((i) => String(i).split(',')).filter(Boolean),
+            renamePattern: a.renamePattern,
+            renameReplacement: a.renameReplacement,
           }),
         ),
     )

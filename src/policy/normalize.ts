@@ -107,6 +107,8 @@ function hooks(h: Obj): Hooks {
   return {
     before: list(h.before),
     after: list(h.after),
+    // Only when written: a policy without post-restore scripts normalizes as it did before.
+    ...(h.after_restore !== undefined ? { after_restore: list(h.after_restore) } : {}),
     timeoutMs: typeof h.timeout === 'string' ? durationMs(h.timeout) : DEFAULT_HOOK_TIMEOUT_MS,
   };
 }

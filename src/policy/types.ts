@@ -28,10 +28,12 @@ export interface Schedule {
   retention: RetentionRules;
 }
 
-/** Shell commands run around a target's backup. `after` runs even when the backup fails. */
+/** Shell commands run around a target's backup (`after` runs even when it fails), and after a restore. */
 export interface Hooks {
   before: string[];
   after: string[];
+  /** Run after a successful `bkp restore` of the target (the runbooks' post-restore scripts). */
+  after_restore?: string[];
   /** Per command, in milliseconds. */
   timeoutMs: number;
 }

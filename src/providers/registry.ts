@@ -10,6 +10,9 @@ const loaders: Record<string, () => Promise<Provider>> = {
   postgres: async () => (await import('./postgres/index.js')).postgresProvider,
   influxdb: async () => (await import('./influxdb/index.js')).influxdbProvider,
   etcd: async () => (await import('./etcd/index.js')).etcdProvider,
+  elasticsearch: async () => (await import('./elasticsearch/index.js')).elasticsearchProvider,
+  couchdb: async () => (await import('./couchdb/index.js')).couchdbProvider,
+  mongodb: async () => (await import('./mongodb/index.js')).mongodbProvider,
 };
 
 export function knownEngines(): string[] {
