@@ -149,14 +149,17 @@ const SUNDAY = '2026-11-22T04:00:00Z';
 describe('couchdb engine: export, restore, verify --deep', () => {
   let src: CouchServer;
   let other: CouchServer;
-  const ws = tempDir('bkp-couch-e2e-');
+  // Made in beforeAll, not when the file is collected: a filtered run must not leave it behind.
+  let ws: { dir: string; cleanup: () => void };
   let env: Record<string, string>;
   let devices: string;
   let events: string;
-  const config = path.join(ws.dir, 'bkp.yaml');
+  let config: string;
   const everything = (r: { stdout: string; stderr: string }) => r.stdout + r.stderr;
 
   beforeAll(async () => {
+    ws = tempDir('bkp-couch-e2e-');
+    config = path.join(ws.dir, 'bkp.yaml');
     [src, other] = await Promise.all([startCouch({ admin: true }), startCouch()]);
     devices = src.db('devices');
     events = src.db('hazardevents');
@@ -168,7 +171,7 @@ describe('couchdb engine: export, restore, verify --deep', () => {
   }, 60_000);
   afterAll(async () => {
     await Promise.all([src?.stop(), other?.stop()]);
-    ws.cleanup();
+    ws?.cleanup();
   });
 
   it('apply exports every database with its revisions, conflicts and attachments, and records the facts', async () => {
@@ -319,12 +322,14 @@ describe('couchdb engine: export, restore, verify --deep', () => {
 describe('couchdb engine: restore --from-replica', () => {
   let src: CouchServer;
   let replica: CouchServer;
-  const ws = tempDir('bkp-couch-replica-');
-  const config = path.join(ws.dir, 'bkp.yaml');
+  let ws: { dir: string; cleanup: () => void };
+  let config: string;
   let env: Record<string, string>;
   let db: string;
 
   beforeAll(async () => {
+    ws = tempDir('bkp-couch-replica-');
+    config = path.join(ws.dir, 'bkp.yaml');
     [src, replica] = await Promise.all([startCouch({ admin: true }), startCouch()]);
     db = src.db('hazardevents');
     await put(src, db, undefined);
@@ -337,7 +342,7 @@ describe('couchdb engine: restore --from-replica', () => {
   }, 60_000);
   afterAll(async () => {
     await Promise.all([src?.stop(), replica?.stop()]);
-    ws.cleanup();
+    ws?.cleanup();
   });
 
   // With BKP_TEST_COUCHDB_URL, "source" and "replica" are one server and the replica's database
@@ -408,11 +413,12 @@ function bkpPeakRss(args: string[], env: Record<string, string>, cwd: string): P
 
 describe('couchdb engine: memory', () => {
   let server: CouchServer;
-  const ws = tempDir('bkp-couch-mem-');
+  let ws: { dir: string; cleanup: () => void };
   const DOCS = 20_000;
   const BODY = 10_000;
 
   beforeAll(async () => {
+    ws = tempDir('bkp-couch-mem-');
     server = await startCouch();
     const db = server.db('big');
     await put(server, db, undefined);
@@ -424,7 +430,7 @@ describe('couchdb engine: memory', () => {
   }, 120_000);
   afterAll(async () => {
     await server?.stop();
-    ws.cleanup();
+    ws?.cleanup();
   });
 
   it('exports a database about 100 times its page size with a peak RSS growth far below the data size', async () => {

@@ -130,6 +130,7 @@ export async function startCouch(opts: { admin?: boolean } = {}): Promise<CouchS
   const killSync = () => {
     running.delete(child);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   };
   running.set(child, killSync);
   installExitHook();
@@ -160,7 +161,6 @@ export async function startCouch(opts: { admin?: boolean } = {}): Promise<CouchS
     });
   } catch (err) {
     killSync();
-    rmSync(dir, { recursive: true, force: true });
     throw new Error(`the CouchDB-compatible test server did not start: ${(err as Error).message}\n${stderr}`);
   }
   // Drain its stdout so it never blocks on a full pipe.

@@ -132,12 +132,13 @@ export class CouchClient {
    */
   async stream(method: string, path: string, opts: RequestOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     const res = await this.send(method, path, opts);
-    const body = res.body;
     const fail = (err: unknown) => this.unreachable(err, method, path, opts, opts.timeoutMs ?? SHORT_TIMEOUT_MS);
     return (async function* chunks() {
-      if (!body) return;
+      // `res` itself, not only its body, stays referenced until the body is read: undici cancels
+      // the body of a Response that is garbage-collected, and a prefetched page waits a while.
+      if (!res.body) return;
       try {
-        for await (const chunk of body) yield chunk;
+        for await (const chunk of res.body) yield chunk;
       } catch (err) {
         throw fail(err);
       }

@@ -60,6 +60,9 @@ const PAGE_BYTES = 2 * 1024 * 1024;
 /** Documents (and their bytes) held back at most for one `_bulk_get` of their histories. */
 const HELD_DOCS = 1000;
 const HELD_BYTES = 2 * 1024 * 1024;
+/** Documents per `_bulk_get` of histories, and how many run at once. */
+const BULK_GET = 250;
+const BULK_GET_PARALLEL = 4;
 /** Lines are handed on in pieces of about this size: fewer, larger writes downstream. */
 const CHUNK = 256 * 1024;
 
@@ -138,7 +141,22 @@ export function exportDatabase(
         }
       }
     }
+    if (!splitter.complete) throw new UserError(`${client.subject(db)}: an answer of _bulk_get ended early`);
     return got;
+  };
+
+  /**
+   * `_bulk_get`s of at most BULK_GET docs, BULK_GET_PARALLEL at a time: a server answers them
+   * document by document, and Apache CouchDB serves several requests at once.
+   */
+  const inParallel = async <T>(docs: { id: string; rev: string }[], get: (part: { id: string; rev: string }[]) => Promise<Map<string, T[]>>): Promise<Map<string, T[]>> => {
+    const parts: { id: string; rev: string }[][] = [];
+    for (let i = 0; i < docs.length; i += BULK_GET) parts.push(docs.slice(i, i + BULK_GET));
+    const merged = new Map<string, T[]>();
+    for (let i = 0; i < parts.length; i += BULK_GET_PARALLEL) {
+      for (const m of await Promise.all(parts.slice(i, i + BULK_GET_PARALLEL).map(get))) for (const [k, v] of m) merged.set(k, v);
+    }
+    return merged;
   };
 
   /** Lines of one document: the winner first, then its conflicting leaves. */
@@ -159,7 +177,7 @@ export function exportDatabase(
   const complete = async (held: CouchDoc[]): Promise<string> => {
     const winners = held.filter((d) => generation(d._rev) > 1).map((d) => ({ id: d._id, rev: d._rev }));
     const conflicts = held.flatMap((d) => (d._conflicts ?? []).map((rev) => ({ id: d._id, rev })));
-    const histories = await bulkGet(winners, false, (d) => d._revisions);
+    const histories = await inParallel(winners, (part) => bulkGet(part, false, (d) => d._revisions));
     const leaves = await bulkGet(conflicts, true, (d) => d);
     // A winner whose revision is gone since the listing (updated, then compacted): the
     // document's current winner instead, or nothing if it was deleted meanwhile.
