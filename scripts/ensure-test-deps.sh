@@ -18,6 +18,7 @@ REQUIRED=(
   "sshd openssh-server"
   "ssh-keygen openssh-client"
   "zstd zstd"
+  "lz4 lz4"
   "etcd etcd-server"
   "etcdctl etcd-client"
   "influxd influxdb"

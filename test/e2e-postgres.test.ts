@@ -32,6 +32,8 @@ ${target}`;
     engine: postgres
     connection: { host: 127.0.0.1, port: "\${env:PG_PORT}", user: postgres, password: "\${env:PG_PASSWORD}" }
     databases: [store]
+    jobs: 1                # pg_dump -Fc, gzip inside: the format of issue 3 (test/postgres-parallel.test.ts covers the others)
+    compression: gzip
     schedule: nightly
 `),
     );

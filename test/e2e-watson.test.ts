@@ -48,7 +48,7 @@ describe('seed 002: Watson Assistant store on PostgreSQL', () => {
     const days = list.backups.map((b) => b.started_at.slice(0, 10)).sort();
     // The last night is Sunday 2026-11-22. Daily: Nov 17–22. Weekly: the Sundays Nov 22, 15, 8, 1.
     expect(days).toEqual(['2026-11-01', '2026-11-08', '2026-11-15', '2026-11-17', '2026-11-18', '2026-11-19', '2026-11-20', '2026-11-21', '2026-11-22']);
-    expect(filesUnder(path.join(t.dir, 'backups', 'store', DB)).filter((f) => f.endsWith('.dump'))).toHaveLength(9);
+    expect(filesUnder(path.join(t.dir, 'backups', 'store', DB)).filter((f) => !f.endsWith('.manifest.json'))).toHaveLength(9);
 
     const runs = await bkp(['list', '--runs', '-c', config], { env });
     expect(runs.stdout.trim().split('\n').filter((l) => / succeeded /.test(l))).toHaveLength(30);

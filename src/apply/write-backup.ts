@@ -50,7 +50,7 @@ export async function writeBackup(opts: {
   const produced = await provider.backup(target, unit, opts.ctx);
   // `done` may reject before the upload notices; keep that from being an unhandled rejection.
   produced.done.catch(() => undefined);
-  const compression = resolveCompression(opts.encode?.compression, produced.compression);
+  const compression = resolveCompression(opts.encode?.compression ?? produced.storageCompression, produced.compression);
   const encodeKey = opts.encode?.key;
   const encoders = encodeStreams({ compression, key: encodeKey });
   const stored = new HashingStream();
