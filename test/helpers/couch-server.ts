@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { stopOnExit } from './exit-hook.js';
 
 /**
  * A CouchDB-compatible server of its own for one test (DESIGN §8).
@@ -44,24 +45,10 @@ const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'couch-ser
 
 /** Servers not stopped yet, killed synchronously when the process exits. */
 const running = new Map<ChildProcess, () => void>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  const stopAll = () => {
-    for (const stop of [...running.values()]) stop();
-  };
-  process.on('exit', stopAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      stopAll();
-      process.removeListener(sig, onSignal);
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
+/** Kills every server not stopped yet (see exit-hook.ts). */
+const stopAll = () => {
+  for (const stop of [...running.values()]) stop();
+};
 
 function basic(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
@@ -133,7 +120,7 @@ export async function startCouch(opts: { admin?: boolean } = {}): Promise<CouchS
     rmSync(dir, { recursive: true, force: true });
   };
   running.set(child, killSync);
-  installExitHook();
+  stopOnExit(stopAll);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr = (stderr + d).slice(-4000);

@@ -3,6 +3,7 @@ import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './postgres-server.js';
+import { stopOnExit } from './exit-hook.js';
 
 /**
  * A real etcd member of its own for one test (DESIGN §8): a one-member cluster listening on
@@ -42,24 +43,10 @@ export function assertEtcdInstalled(): void {
 
 /** Members not stopped yet, killed synchronously when the process exits. */
 const running = new Map<ChildProcess, () => void>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  const stopAll = () => {
-    for (const stop of [...running.values()]) stop();
-  };
-  process.on('exit', stopAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      stopAll();
-      process.removeListener(sig, onSignal);
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
+/** Kills every member not stopped yet (see exit-hook.ts). */
+const stopAll = () => {
+  for (const stop of [...running.values()]) stop();
+};
 
 /** `etcdctl endpoint health` answers true. */
 function healthy(endpoint: string): Promise<boolean> {
@@ -110,7 +97,7 @@ export async function startEtcd(opts: { dataDir?: string; name?: string; initial
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     running.set(child, killSync);
-    installExitHook();
+    stopOnExit(stopAll);
     let exited = false;
     child.once('exit', () => (exited = true));
     child.once('error', () => (exited = true));

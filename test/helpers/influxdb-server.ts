@@ -3,6 +3,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './postgres-server.js';
+import { stopOnExit } from './exit-hook.js';
 
 /**
  * A real InfluxDB 1.x server of its own for one test (DESIGN §8): meta, data and WAL in a temp
@@ -65,18 +66,13 @@ bind-address = "127.0.0.1:${rpcPort}"
 }
 
 const running = new Map<string, ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [dir, child] of running) {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
+/** Kills every server not stopped yet and removes its folder (see exit-hook.ts). */
+const stopAll = () => {
+  for (const [dir, child] of running) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
 
 function tail(file: string, lines = 30): string {
   try {
@@ -127,7 +123,7 @@ export async function startInfluxd(): Promise<InfluxServer> {
     child.on('error', () => undefined);
     const httpUrl = `http://127.0.0.1:${httpPort}`;
     running.set(dir, child);
-    installExitHook();
+    stopOnExit(stopAll);
     if (await waitForPing(httpUrl, child, 30_000)) {
       let stopped = false;
       return {

@@ -4,6 +4,7 @@ import { accessSync, chmodSync, chownSync, constants, existsSync, mkdtempSync, r
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { stopOnExit } from './exit-hook.js';
 
 /**
  * A real PostgreSQL server of its own for one test (DESIGN §8): a fresh cluster in a temp folder,
@@ -171,25 +172,10 @@ function tail(file: string, lines = 30): string {
 
 /** Servers not stopped yet, stopped synchronously when the process exits. */
 const running = new Map<string, { stopSync(): void }>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  const stopAll = () => {
-    for (const s of [...running.values()]) s.stopSync();
-  };
-  process.on('exit', stopAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      stopAll();
-      process.removeListener(sig, onSignal);
-      // Keep the default behaviour (dying by the signal) unless someone else handles it.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
+/** Stops every server not stopped yet (see exit-hook.ts). */
+const stopAll = () => {
+  for (const s of [...running.values()]) s.stopSync();
+};
 
 export async function startPostgres(opts: { superPassword?: string } = {}): Promise<PgServer> {
   const binDir = findPgBinDir();
@@ -258,7 +244,7 @@ export async function startPostgres(opts: { superPassword?: string } = {}): Prom
     rmSync(dir, { recursive: true, force: true });
   };
   running.set(dir, { stopSync });
-  installExitHook();
+  stopOnExit(stopAll);
 
   return {
     host: '127.0.0.1',

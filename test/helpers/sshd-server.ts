@@ -3,6 +3,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, o
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { freePort } from './postgres-server.js';
+import { stopOnExit } from './exit-hook.js';
 
 /**
  * A real OpenSSH server of its own for one test (DESIGN §8): Debian's `/usr/sbin/sshd`, not the
@@ -150,28 +151,14 @@ function waitForListening(logFile: string, offset: number, port: number, child: 
 const running = new Map<ChildProcess, { killSync(): void }>();
 /** How many servers started on each folder are not stopped yet (the last `stop()` removes it). */
 const folderUsers = new Map<string, number>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  const killAll = () => {
-    for (const s of [...running.values()]) s.killSync();
-    for (const dir of [...folderUsers.keys()]) {
-      folderUsers.delete(dir);
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-  process.on('exit', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      killAll();
-      process.removeListener(sig, onSignal);
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
+/** Kills every server not stopped yet and removes the folders they used (see exit-hook.ts). */
+const killAll = () => {
+  for (const s of [...running.values()]) s.killSync();
+  for (const dir of [...folderUsers.keys()]) {
+    folderUsers.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
   }
-}
+};
 
 function releaseFolder(dir: string): void {
   const n = (folderUsers.get(dir) ?? 1) - 1;
@@ -298,7 +285,7 @@ export async function startSshd(opts: { reuse?: SshdServer } = {}): Promise<Sshd
     if (alive()) signalTree(pid, 'SIGKILL');
   };
   running.set(proc, { killSync });
-  installExitHook();
+  stopOnExit(killAll);
   if (process.env.BKP_TEST_VERBOSE) console.error(`sshd on 127.0.0.1:${port} started in ${Date.now() - started} ms`);
 
   return {
