@@ -229,6 +229,13 @@ describe('couchdb replication with credentials (express-pouchdb with an admin)',
     expect(again.code, again.stdout + again.stderr).toBe(0);
   });
 
+  it('bkp backup of an unreachable server says why, not "no unit"', async () => {
+    const r = await bkp(['backup', 'iot', '-c', config], { env: { CLOUDANT_URL: 'http://admin:pw-123456@127.0.0.1:9', CLOUDANT_REPLICA_URL: replica.url } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/target iot: .*CouchDB server http:\/\/127\.0\.0\.1:9/);
+    expect(r.stdout + r.stderr).not.toContain('pw-123456');
+  });
+
   it('a wrong password: a clear error naming the server, the password masked', async () => {
     const bad = src.url.replace(src.admin!.password, 'wrong-password');
     const r = await bkp(['plan', '-c', config, '--now', SUNDAY], { env: { CLOUDANT_URL: bad, CLOUDANT_REPLICA_URL: replica.url } });

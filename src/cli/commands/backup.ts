@@ -24,6 +24,10 @@ export async function backupCommand(args: BackupArgs): Promise<number> {
     const { plan } = await observeAndPlan(policy, [target!], clock.now(), { onDemand: { target: args.target, units: args.unit } }, log, run);
     const errors = plan.diagnostics.filter((d) => d.severity === 'error');
     if (errors.length > 0) throw new UserError(errors.map((d) => d.summary).join('\n'));
+    // An engine that could not be reached explains an empty or partial plan better than "no unit".
+    const unobserved = plan.diagnostics.filter((d) => d.code.startsWith('observe.'));
+    if (unobserved.length > 0 && plan.actions.length === 0) throw new UserError(unobserved.map((d) => d.summary).join('\n'));
+    for (const d of plan.diagnostics.filter((x) => x.severity === 'warning')) reporter.onEvent({ type: 'warning', message: d.summary });
     const missing = (args.unit ?? []).filter((u) => !plan.actions.some((a) => a.unit === u));
     if (missing.length > 0) {
       throw new UserError(`target ${args.target} has no unit ${missing.map((u) => `"${u}"`).join(', ')}`);
