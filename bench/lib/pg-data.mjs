@@ -15,6 +15,8 @@
 // same target gives the same rows. Rows are produced in Node and loaded with COPY … FROM STDIN
 // through psql (one psql per batch), primary keys and two secondary indexes built as it goes.
 
+import { Gen as TextGen, FIRST, LAST, CITIES, COUNTRIES, DOMAINS, STATUSES, CURRENCIES, KINDS, METHODS, PATHS, AGENTS, MIMES, TAGS, ts, money } from './gen-text.mjs';
+
 const SCHEMA = `
 CREATE TABLE customers (id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL, country text, city text,
   created_at timestamptz NOT NULL, balance numeric(12,2), tags text[], profile jsonb);
@@ -29,91 +31,13 @@ CREATE TABLE attachments (id bigint PRIMARY KEY, order_id bigint NOT NULL, filen
 `;
 
 /** mulberry32: a small, fast, seeded PRNG (floats in [0, 1)). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const SYLLABLES = 'ka lo mi ne ru sa te vi do pa ri mo lu ce ba fe gi ho ja ko le ma ni po qu se ti va we xa yo zu an el in on ur ar er ir or as es is os us al ol ul em im om'.split(' ');
-const FIRST = 'Alice Bruno Chloé David Emma Farid Gaëlle Hugo Inès Jules Karim Léa Manon Noah Olivia Paul Quentin Rose Sami Théo Ugo Victor Wendy Yanis Zoé Anna Ben Clara Diego Elena'.split(' ');
-const LAST = 'Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Laurent Lefebvre Michel Garcia David Bertrand Roux Vincent Fournier Morel Girard André Mercier Dupont Lambert Bonnet François Martinez'.split(' ');
-const CITIES = 'Paris Lyon Marseille Toulouse Nice Nantes Strasbourg Montpellier Bordeaux Lille Rennes Reims Grenoble Dijon Angers Brest Berlin Madrid Lisbon Milan Brussels Geneva Amsterdam Vienna Prague'.split(' ');
-const COUNTRIES = 'FR FR FR FR DE ES PT IT BE CH NL AT CZ GB US CA'.split(' ');
-const DOMAINS = 'example.org mail.example.com shop.example.net post.example.fr inbox.example.de'.split(' ');
-const STATUSES = ['paid', 'paid', 'paid', 'shipped', 'shipped', 'delivered', 'delivered', 'delivered', 'refunded', 'cancelled'];
-const CURRENCIES = ['EUR', 'EUR', 'EUR', 'USD', 'GBP', 'CHF'];
-const KINDS = ['page_view', 'page_view', 'page_view', 'search', 'add_to_cart', 'checkout', 'login', 'logout', 'api_call', 'api_call'];
-const METHODS = ['GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE'];
-const PATHS = ['/api/v1/orders', '/api/v1/customers', '/api/v1/products', '/search', '/cart', '/checkout', '/account', '/products'];
-const AGENTS = [
-  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',
-  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15',
-  'Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0',
-  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
-  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.43 Mobile Safari/537.36',
-  'curl/8.4.0',
-  'python-requests/2.31.0',
-  'okhttp/4.12.0',
-];
-const MIMES = [
-  ['image/jpeg', 'jpg'],
-  ['image/png', 'png'],
-  ['application/pdf', 'pdf'],
-  ['application/zip', 'zip'],
-];
-const TAGS = 'vip newsletter b2b b2c churn-risk wholesale returning first-order student senior loyalty gift'.split(' ');
-
-const T0 = Date.parse('2021-01-01T00:00:00Z');
-const SPAN = 5 * 365 * 86_400_000;
-
-class Gen {
+/** The vocabulary follows the seed here, as it always did: another seed, other words. */
+class Gen extends TextGen {
   constructor(seed) {
-    this.r = prng(seed);
-    const r = prng(seed ^ 0x5eed);
-    this.words = [];
-    for (let i = 0; i < 6000; i++) {
-      const n = 1 + Math.floor(r() * 4);
-      let w = '';
-      for (let j = 0; j < n; j++) w += SYLLABLES[Math.floor(r() * SYLLABLES.length)];
-      this.words.push(w);
-    }
-  }
-  int(n) {
-    return Math.floor(this.r() * n);
-  }
-  pick(a) {
-    return a[Math.floor(this.r() * a.length)];
-  }
-  word() {
-    // Zipf-like: small indexes are much more frequent.
-    const u = this.r();
-    return this.words[Math.floor(this.words.length * u * u * u)];
-  }
-  sentence(min, max) {
-    const n = min + this.int(max - min + 1);
-    let s = this.word();
-    s = s[0].toUpperCase() + s.slice(1);
-    for (let i = 1; i < n; i++) s += (this.r() < 0.08 ? ', ' : ' ') + this.word();
-    return `${s}.`;
-  }
-  hex(bytes) {
-    let s = '';
-    for (let i = 0; i < bytes; i += 4) s += ((this.r() * 4294967296) >>> 0).toString(16).padStart(8, '0');
-    return s.slice(0, bytes * 2);
-  }
-  time(afterMs = T0) {
-    return afterMs + Math.floor(this.r() * Math.max(1, T0 + SPAN - afterMs));
+    super(seed, seed ^ 0x5eed);
   }
 }
-
-const ts = (ms) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00');
-const money = (x) => x.toFixed(2);
 
 /** One batch of customers [from, to): COPY text blocks for the four tables, pushed through `write`. */
 async function writeBatch(g, ids, from, to, write) {
