@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { GNU_TIME, runNode } from './measure.mjs';
 import { printProfile, profileCli } from './profile.mjs';
 import { otherBenchmarks } from './etcd-bench.mjs';
+import { splitSectionArgv } from './section-argv.mjs';
 
 export const GOAL_RATIO = 0.8;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -263,34 +264,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
  * is argv without `couchdb` in --only and without this section's own options.
  */
 export async function runFromBenchArgv(argv) {
-  const mine = [];
-  const rest = [];
-  let couchdb = false;
-  let otherOnly = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const name = flag.replace(/^--/, '');
-    if (flag === '--only') {
-      const v = inline ?? argv[++i] ?? '';
-      const parts = v.split(',').map((x) => x.trim()).filter(Boolean);
-      if (parts.includes('couchdb')) couchdb = true;
-      const others = parts.filter((x) => x !== 'couchdb');
-      if (others.length) {
-        otherOnly = true;
-        rest.push('--only', others.join(','));
-      }
-    } else if (name.startsWith('couchdb-') && COUCHDB_OPTIONS[name]) {
-      mine.push(a);
-      if (inline === undefined) mine.push(argv[++i]);
-    } else {
-      // --no-profile is run.mjs's own too: seen here and left for it. (--no-wait, the etcd
-      // section's, is not run.mjs's: taken.)
-      if (name === 'no-wait' || name === 'no-profile') mine.push(a);
-      if (name !== 'no-wait') rest.push(a);
-    }
-  }
-  if (!couchdb) return { ran: false, rest: argv, onlyCouchdb: false };
+  // --no-profile is run.mjs's own too: seen here and left for it. (--no-wait, the etcd
+  // section's, is not run.mjs's: taken.)
+  const kind = (name) =>
+    name.startsWith('couchdb-') && COUCHDB_OPTIONS[name] ? 'value' : name === 'no-wait' ? 'flag' : name === 'no-profile' ? 'shared' : undefined;
+  const { selected, mine, rest, otherOnly } = splitSectionArgv(argv, 'couchdb', kind);
+  if (!selected) return { ran: false, rest: argv, onlyCouchdb: false };
   await main(mine);
   return { ran: true, rest, onlyCouchdb: !otherOnly };
 }

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startEtcd } from './etcd.mjs';
+import { splitSectionArgv } from './section-argv.mjs';
 
 export const GOAL_RATIO = 1.1;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -303,29 +304,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
  * on with the other sections named (or stop when `onlyEtcd`).
  */
 export async function runFromBenchArgv(argv) {
-  const mine = [];
-  const rest = [];
-  let etcd = false;
-  let otherOnly = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const name = flag.replace(/^--/, '');
-    if (flag === '--only') {
-      const v = inline ?? argv[++i] ?? '';
-      const parts = v.split(',').map((x) => x.trim()).filter(Boolean);
-      if (parts.includes('etcd')) etcd = true;
-      const others = parts.filter((x) => x !== 'etcd');
-      if (others.length) {
-        otherOnly = true;
-        rest.push('--only', others.join(','));
-      }
-    } else if (ETCD_OPTIONS[name]) {
-      mine.push(a);
-      if (ETCD_OPTIONS[name].type === 'string' && inline === undefined) mine.push(argv[++i]);
-    } else rest.push(a);
-  }
-  if (!etcd) return { ran: false, rest: argv, onlyEtcd: false };
+  const kind = (name) => (ETCD_OPTIONS[name] ? (ETCD_OPTIONS[name].type === 'string' ? 'value' : 'flag') : undefined);
+  const { selected, mine, rest, otherOnly } = splitSectionArgv(argv, 'etcd', kind);
+  if (!selected) return { ran: false, rest: argv, onlyEtcd: false };
   await main(mine);
   return { ran: true, rest, onlyEtcd: !otherOnly };
 }
